@@ -1,0 +1,151 @@
+"""raysweep's Gaussian-process searcher: a Ray `Searcher` on the current bayes_opt (3.x) API.
+
+Ray 2.60's `BayesOptSearch` calls `bayes_opt.UtilityFunction`, which bayes_opt 2.0
+removed, and it silently linearises log ranges. This searcher instead works like
+W&B's own GP: every parameter lives in the unit cube as its CDF value ``u`` and
+goes back through the distribution's `ppf`, so log, normal and beta parameters
+are searched on the scale they are sampled on. The sweep-level layer in
+`search.py` turns the ``{label: u}`` suggestions into W&B values and feeds back
+one number per finished trial.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import warnings
+from typing import Any
+
+import numpy as np
+from bayes_opt import BayesianOptimization
+from bayes_opt.acquisition import ExpectedImprovement
+from ray.tune.search import Searcher
+from scipy.stats import qmc
+
+from raysweep.distributions import Distribution
+
+# Quantiles are kept this far inside [0, 1]: at the edges normal / log_normal
+# parameters map to infinity.
+UNIT_EPS = 1e-6
+# The GP is refitted on every suggestion; above this many observations it sees
+# the best half of them plus a seeded random half of the rest (O(n^3) fit).
+MAX_GP_POINTS = 200
+
+
+def from_unit(dist: Distribution, u: float) -> Any:
+    """The W&B value of `dist` at quantile `u` (clipped to stay finite)."""
+    return dist.ppf(min(max(float(u), UNIT_EPS), 1.0 - UNIT_EPS))[0]
+
+
+def finite_number(value: Any) -> float | None:
+    """`value` as a float when it is a real, finite number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class UnitCubeGP(Searcher):
+    """Expected-improvement GP search over ``[0, 1]^d``, one dimension per label.
+
+    Starts with a Latin-hypercube design of `n_initial_points` points, then
+    fits a GP (bayes_opt's Matern 2.5) to the standardised results on every
+    suggestion. Trials still running count at the mean result (constant liar),
+    so parallel trials spread out; trials without a finite result count at the
+    worst result seen, like W&B's default ``impute: worst``.
+    """
+
+    def __init__(self, labels: list[str], *, metric: str | None, mode: str | None,
+                 seed: int | None, n_initial_points: int) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self._labels = list(labels)
+        self._rng = np.random.default_rng(seed)
+        self._design = qmc.LatinHypercube(d=len(labels), rng=self._rng).random(n_initial_points).tolist()
+        self._observed: list[tuple[list[float], float]] = []  # (u, result to maximise)
+        self._failed: list[list[float]] = []
+        self._pending: dict[str, list[float]] = {}
+        self._suggested = 0
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        """Take metric/mode from TuneConfig when not given at construction; the space is ours."""
+        self._metric = self._metric or metric
+        self._mode = self._mode or mode
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, float]:
+        if self._suggested < len(self._design):
+            u = self._design[self._suggested]
+        elif len(self._observed) < 2:
+            u = self._rng.uniform(size=len(self._labels)).tolist()
+        else:
+            u = self._acquire()
+        self._suggested += 1
+        self._pending[trial_id] = u
+        return dict(zip(self._labels, u))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        u = self._pending.pop(trial_id, None)
+        if u is None:
+            return
+        value = finite_number((result or {}).get(self._metric))
+        if value is None:
+            self._failed.append(u)
+        else:
+            self._observed.append((u, value if self._mode == "max" else -value))
+
+    def _acquire(self) -> list[float]:
+        """Maximise expected improvement of a GP fitted to everything known so far."""
+        points, targets = self._training_data()
+        optimizer = BayesianOptimization(
+            f=None, pbounds={label: (0.0, 1.0) for label in self._labels},
+            acquisition_function=ExpectedImprovement(xi=0.01), verbose=0,
+            random_state=np.random.RandomState(self._rng.integers(2**31 - 1)),
+            allow_duplicate_points=True,
+        )
+        for u, target in zip(points, targets):
+            optimizer.register(params=dict(zip(self._labels, u)), target=target)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn convergence chatter on flat data
+            best = optimizer.suggest()
+        return [float(np.clip(best[label], 0.0, 1.0)) for label in self._labels]
+
+    def _training_data(self) -> tuple[list[list[float]], list[float]]:
+        """Observed points with standardised targets, plus imputed failures and pending lies."""
+        observed = self._subset(self._observed)
+        y = np.array([target for _, target in observed])
+        scale = float(y.std()) or 1.0
+        standard = ((y - y.mean()) / scale).tolist()
+        worst = min(standard)
+        points = [u for u, _ in observed] + self._failed + list(self._pending.values())
+        targets = standard + [worst] * len(self._failed) + [0.0] * len(self._pending)
+        return points, targets
+
+    def _subset(self, observed: list[tuple[list[float], float]]) -> list[tuple[list[float], float]]:
+        if len(observed) <= MAX_GP_POINTS:
+            return observed
+        ranked = sorted(observed, key=lambda item: item[1], reverse=True)
+        half = MAX_GP_POINTS // 2
+        rest = self._rng.choice(len(ranked) - half, size=half, replace=False)
+        return ranked[:half] + [ranked[half + i] for i in sorted(rest.tolist())]
+
+    def get_state(self) -> dict:
+        return {
+            "metric": self._metric, "mode": self._mode, "labels": self._labels,
+            "rng": self._rng.bit_generator.state, "design": self._design,
+            "observed": self._observed, "failed": self._failed,
+            "pending": self._pending, "suggested": self._suggested,
+        }
+
+    def set_state(self, state: dict) -> None:
+        self._metric, self._mode, self._labels = state["metric"], state["mode"], state["labels"]
+        self._rng.bit_generator.state = state["rng"]
+        self._design, self._observed, self._failed = state["design"], state["observed"], state["failed"]
+        self._pending, self._suggested = state["pending"], state["suggested"]
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))

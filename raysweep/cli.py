@@ -1,0 +1,212 @@
+"""The `raysweep` command: a thin layer over the library.
+
+Every user error is a `RaysweepError`; it is printed as a message, without a
+traceback, and the command exits with status 2 before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from raysweep.errors import RaysweepError
+
+EXIT_USAGE = 2
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `run` and `agent`: budget, resources, where results go."""
+    parser.add_argument("--count", type=int, help="run at most N runs (like `wandb agent --count`)")
+    parser.add_argument("--function", metavar="MODULE:FN",
+                        help="run this Python function instead of the sweep's program")
+    parser.add_argument("--out", default="raysweep-runs", help="run-log directory (default: %(default)s)")
+    parser.add_argument("--address", help="Ray cluster to join (auto, ray://host:10001, host:port)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0,
+                        help="fractions pack runs on one GPU: 0.25 runs four per GPU")
+    parser.add_argument("--max-concurrent", type=int, help="at most N runs at once")
+    parser.add_argument("--seed", type=int, help="seed of the searcher's suggestions")
+    parser.add_argument("--max-failures", type=int, default=0, help="retries of a crashed run")
+    parser.add_argument("--run-timeout", type=float, help="kill a program run after this many seconds")
+    parser.add_argument("--kill-grace", type=float, default=30.0,
+                        help="seconds between SIGTERM and SIGKILL when a run is stopped")
+    parser.add_argument("--verbose", action="store_true", help="stream runs' output, prefixed by run name")
+    parser.add_argument("--top", type=int, default=10, help="rows of the final results table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="raysweep", description="Run W&B sweep YAML files, unchanged, on Ray Tune.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+    p = verbs.add_parser("validate", help="check a sweep file and summarise it")
+    p.add_argument("sweep")
+    p = verbs.add_parser("show", help="show the Ray search space, searcher and scheduler of a sweep")
+    p.add_argument("sweep")
+    p = verbs.add_parser("sample", help="draw N run configs as JSON lines, as a run would")
+    p.add_argument("sweep")
+    p.add_argument("-n", type=int, default=5)
+    p.add_argument("--seed", type=int)
+    p = verbs.add_parser("run", help="run a sweep on Ray (or --resume an interrupted one)")
+    p.add_argument("sweep", nargs="?", help="sweep YAML (omit with --resume)")
+    p.add_argument("--resume", metavar="DIR", help="complete the interrupted sweep in this run log")
+    _add_run_options(p)
+    p = verbs.add_parser("results", help="print the results table of a run log")
+    p.add_argument("dir")
+    p.add_argument("--top", type=int)
+    p.add_argument("--csv", metavar="FILE", help="also write every run to a CSV file")
+    p = verbs.add_parser("sweep", help="create a sweep (run-log directory) and print its id")
+    p.add_argument("sweep")
+    p.add_argument("--out", default="raysweep-runs")
+    p = verbs.add_parser("agent", help="run runs of a sweep created with `raysweep sweep`")
+    p.add_argument("sweep_id")
+    _add_run_options(p)
+    return parser
+
+
+def _load(path: str) -> Any:
+    from raysweep.spec import load_spec
+
+    if not Path(path).is_file():
+        raise RaysweepError(f"{path}: no such sweep file")
+    return load_spec(Path(path))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from raysweep.show import summary_line
+
+    print(f"valid: {summary_line(_load(args.sweep))}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from raysweep.show import describe_sweep
+
+    print(describe_sweep(_load(args.sweep)))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from raysweep.show import sample_configs
+
+    for config in sample_configs(_load(args.sweep), args.n, seed=args.seed):
+        print(json.dumps(config))
+    return 0
+
+
+def _import_function(target: str) -> Callable[..., Any]:
+    """`module:function` from the current directory, shipped to Ray workers by value."""
+    import cloudpickle
+
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise RaysweepError(f"--function {target}: write it as module:function, e.g. train:main")
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RaysweepError(f"--function {target}: cannot import {module_name}: {exc}") from exc
+    if not callable(getattr(module, attr, None)):
+        raise RaysweepError(f"--function {target}: {module_name} has no function {attr}")
+    cloudpickle.register_pickle_by_value(module)
+    return getattr(module, attr)
+
+
+def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    from raysweep.runner import Resources
+
+    return dict(
+        count=args.count, address=args.address, out=args.out, seed=args.seed,
+        resources=Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent),
+        verbose=args.verbose, max_failures=args.max_failures, run_timeout=args.run_timeout,
+        kill_grace=args.kill_grace)
+
+
+def _print_result(result: Any, top: int | None) -> None:
+    from raysweep.results import failures, results_table
+
+    print(f"\nsweep {result.state}: {len(result.runs)} runs, log in {result.path}\n")
+    print(results_table(result.runs, result.spec, top=top))
+    crashed = failures(result.runs)
+    if crashed:
+        print(f"\ncrashed runs:\n{crashed}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from raysweep.runner import run
+
+    if not args.sweep and not args.resume:
+        raise RaysweepError("run: give a sweep file, or --resume DIR")
+    train_fn = _import_function(args.function) if args.function else None
+    sweep = _load(args.sweep) if args.sweep else None
+    result = run(sweep, train_fn, resume=args.resume, **_run_kwargs(args))
+    _print_result(result, args.top)
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from raysweep.results import failures, results_table
+    from raysweep.runlog import load
+    from raysweep.spec import load_spec
+
+    runs = load(Path(args.dir))
+    spec = load_spec(Path(args.dir) / "sweep.yaml")
+    print(results_table(runs, spec, top=args.top))
+    crashed = failures(runs)
+    if crashed:
+        print(f"\ncrashed runs:\n{crashed}")
+    if args.csv:
+        runs.to_csv(args.csv, index=False)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from raysweep.agent import sweep
+
+    print(sweep(_load(args.sweep), out=args.out))
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from raysweep.agent import agent
+
+    train_fn = _import_function(args.function) if args.function else None
+    result = agent(args.sweep_id, function=train_fn, **_run_kwargs(args))
+    _print_result(result, args.top)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": cmd_validate, "show": cmd_show, "sample": cmd_sample, "run": cmd_run,
+    "results": cmd_results, "sweep": cmd_sweep, "agent": cmd_agent,
+}
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
+    try:
+        return COMMANDS[args.verb](args)
+    except RaysweepError as exc:
+        if args.debug:
+            raise
+        print(f"raysweep {args.verb}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("raysweep: interrupted; resume with `raysweep run --resume DIR`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

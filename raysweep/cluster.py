@@ -1,0 +1,98 @@
+"""Connecting to Ray: a quiet local instance, or an existing cluster.
+
+Ray prints a lot by default (banner, per-trial tables, worker output) and
+2.60 exposes its dashboard; a sweep tool owns the terminal, so raysweep starts
+Ray quietly with the dashboard bound to localhost and its own progress display.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from raysweep.errors import ClusterError
+
+#: Environment raysweep sets before Ray Tune reads it (only where the user has not).
+_RAY_ENV_DEFAULTS = {
+    # A W&B run may log rows without the sweep metric; Ray would abort the whole sweep.
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+    # The run log is the record; Ray's json/csv/tensorboard loggers would duplicate it.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # The old output engine honours verbose=0 fully; the new one still prints boxes.
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
+    "RAY_DEDUP_LOGS": "0",
+    # Programs run in the directory the user launched from, as with `wandb agent`.
+    "RAY_CHDIR_TO_TRIAL_DIR": "0",
+}
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What the Ray cluster offers, as printed when a sweep starts."""
+
+    address: str
+    nodes: int
+    cpus: float
+    gpus: float
+    node_resources: tuple[tuple[float, float], ...]  # (CPUs, GPUs) of each node
+
+    def describe(self) -> str:
+        return (f"Ray at {self.address}: {self.nodes} node{'s' if self.nodes != 1 else ''}, "
+                f"{self.cpus:g} CPUs, {self.gpus:g} GPUs")
+
+
+def prepare_environment() -> None:
+    """Set raysweep's Ray defaults; the user's own environment always wins."""
+    for key, value in _RAY_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None,
+            num_gpus: int | None = None, dashboard_host: str = "127.0.0.1") -> ClusterInfo:
+    """Join the cluster at `address` (or ``RAY_ADDRESS``), else start a local Ray.
+
+    A Ray instance already initialised in this process is reused, which is how
+    tests share one Ray per session and notebooks call `raysweep.agent` twice.
+    """
+    import ray
+
+    prepare_environment()
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        kwargs: dict = {"log_to_driver": False, "logging_level": logging.ERROR,
+                        "configure_logging": True}
+        if address is None:
+            kwargs.update(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
+                          dashboard_host=dashboard_host)
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ClusterError(f"cannot connect to Ray at {address!r}: {exc}") from exc
+    return cluster_info()
+
+
+def cluster_info() -> ClusterInfo:
+    """Resources of the connected cluster, totalled and node by node."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    totals = ray.cluster_resources()
+    per_node = tuple((n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0)) for n in nodes)
+    return ClusterInfo(address=ray.get_runtime_context().gcs_address, nodes=len(nodes),
+                       cpus=totals.get("CPU", 0.0), gpus=totals.get("GPU", 0.0),
+                       node_resources=per_node)
+
+
+def check_fits(info: ClusterInfo, cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Refuse a trial size no node can hold: Ray would leave it pending forever."""
+    if any(cpus_per_trial <= cpus and gpus_per_trial <= gpus for cpus, gpus in info.node_resources):
+        return
+    offered = ", ".join(f"{c:g} CPUs/{g:g} GPUs" for c, g in info.node_resources) or "no nodes"
+    raise ClusterError(
+        f"a trial asks for {cpus_per_trial:g} CPUs and {gpus_per_trial:g} GPUs, but no node of the "
+        f"cluster has that much ({offered}); lower --cpus-per-trial/--gpus-per-trial or add a "
+        "bigger node")

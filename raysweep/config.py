@@ -1,0 +1,38 @@
+"""The run config a training function receives: nested, with attribute and item access.
+
+W&B code reads hyperparameters as ``config.lr`` and ``config["lr"]`` and nested
+parameters as ``config.optimizer.lr``; raysweep hands trials the same shape so
+a `train(config)` written for `wandb.config` runs unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class RunConfig(dict):
+    """A dict whose keys are also attributes, recursively for nested dicts."""
+
+    def __init__(self, data: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        for key, value in {**dict(data or {}), **kwargs}.items():
+            self[key] = value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if isinstance(value, Mapping) and not isinstance(value, RunConfig):
+            value = RunConfig(value)
+        super().__setitem__(key, value)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(f"config has no key {key!r}; keys: {sorted(self)}") from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def as_dict(self) -> dict[str, Any]:
+        """A plain nested dict copy (what `yaml.safe_dump`/`json.dumps` accept)."""
+        return {k: v.as_dict() if isinstance(v, RunConfig) else v for k, v in self.items()}

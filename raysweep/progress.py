@@ -1,0 +1,92 @@
+"""A sweep's progress on the terminal: one line each time a run ends.
+
+Ray's own table is switched off (it reprints every trial every few seconds);
+this prints what a person watching a sweep asks: how many runs are running,
+finished, early-stopped or crashed, and the best metric so far with its config.
+Plain lines work the same in a terminal, a notebook and a CI log.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import Counter
+from typing import IO, TYPE_CHECKING, Any
+
+from ray import tune
+
+from raysweep.session import is_history
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
+    from raysweep.spec import SweepSpec
+
+STOPPED_KEY = "_raysweep_stopped_at_rung"
+
+
+class ProgressCallback(tune.Callback):
+    """Prints a line per ended run and keeps the best metric seen so far."""
+
+    def __init__(self, spec: SweepSpec, budget: int | None, stream: IO[str] | None = None) -> None:
+        self._metric = spec.metric
+        self._budget = budget
+        self._stream = stream
+        self._counts: Counter[str] = Counter()
+        self._last: dict[str, dict[str, Any]] = {}
+        self._best: tuple[float, dict[str, Any]] | None = None
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._counts["running"] += 1
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
+                        result: dict[str, Any], **info: Any) -> None:
+        if is_history(result):
+            self._last[trial.trial_id] = result
+        self._consider(result, trial.config)
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        last = self._last.pop(trial.trial_id, {})
+        rung = last.get(STOPPED_KEY)
+        self._end(trial, "early-stopped" if rung is not None else "finished", last,
+                  f" at iteration {rung}" if rung is not None else "")
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._end(trial, "crashed", self._last.pop(trial.trial_id, {}), "")
+
+    def _consider(self, result: dict[str, Any], config: dict[str, Any]) -> None:
+        value = self._value(result)
+        if value is None or math.isnan(value):
+            return
+        better = self._best is None or (value < self._best[0] if self._metric.goal == "minimize"
+                                        else value > self._best[0])
+        if better:
+            self._best = (value, config)
+
+    def _value(self, result: dict[str, Any]) -> float | None:
+        if self._metric is None:
+            return None
+        value = result.get(self._metric.name)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def _end(self, trial: Trial, state: str, last: dict[str, Any], detail: str) -> None:
+        self._counts["running"] -= 1
+        self._counts[state] += 1
+        done = sum(n for key, n in self._counts.items() if key != "running")
+        total = f"/{self._budget}" if self._budget is not None else ""
+        value = self._value(last)
+        metric = f" {self._metric.name}={value:.4g}" if value is not None else ""
+        print(f"[{done}{total}] {trial.trial_id} {state}{detail}{metric} | {self._status()}",
+              file=self._stream or sys.stdout, flush=True)
+
+    def _status(self) -> str:
+        counts = ", ".join(f"{key} {self._counts[key]}"
+                           for key in ("running", "finished", "early-stopped", "crashed"))
+        if self._best is None:
+            return counts
+        config = ", ".join(f"{k}={_short(v)}" for k, v in self._best[1].items())
+        return f"{counts} | best {self._metric.name}={self._best[0]:.4g} ({config})"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

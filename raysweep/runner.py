@@ -1,0 +1,215 @@
+"""Run a sweep on Ray Tune: spec → searcher + scheduler + trainable → Tuner, with a run log.
+
+This is the only module that wires the pieces together and touches a live Ray
+cluster; everything it calls is a pure translation (space, search, stopping)
+or a recorder (runlog), so each of those is tested on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ray import tune
+
+from raysweep import cluster, runlog, search, stopping
+from raysweep.errors import RunLogError
+from raysweep.config import RunConfig
+from raysweep.progress import ProgressCallback
+from raysweep.results import sort_best_first
+from raysweep.session import report_row
+from raysweep.spec import SweepSpec, load_spec
+
+DEFAULT_OUT = Path("raysweep-runs")
+#: Name of Ray's experiment directory inside a sweep's run log.
+EXPERIMENT_NAME = "ray"
+TrainFn = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each trial asks of the cluster; fractions of a GPU pack several runs on one."""
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+
+    def as_ray(self) -> dict[str, float]:
+        return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
+
+
+@dataclass
+class SweepResult:
+    """What a finished (or interrupted) sweep leaves: its run log, as a DataFrame."""
+
+    path: Path
+    spec: SweepSpec
+    state: str
+    runs: pd.DataFrame = field(repr=False)
+
+    @property
+    def best_run(self) -> dict[str, Any] | None:
+        """The run with the best `summary.<metric>` per the sweep's goal, as a dict."""
+        best = sort_best_first(self.runs, self.spec).head(1)
+        return None if best.empty else best.iloc[0].to_dict()
+
+
+def run_budget(spec: SweepSpec, count: int | None, already_done: int = 0) -> int | None:
+    """How many runs to start: `--count` and `run_cap` cap it; a grid runs each point once.
+
+    ``None`` means no limit (W&B's random and bayes sweeps run until stopped).
+    """
+    limits = [n for n in (count, None if spec.run_cap is None else spec.run_cap - already_done)
+              if n is not None]
+    if spec.method == "grid":
+        limits.append(len(search.grid_points(spec)) - already_done)
+    return max(0, min(limits)) if limits else None
+
+
+def function_trainable(train_fn: TrainFn) -> Callable[[dict[str, Any]], None]:
+    """Wrap a user's `train(config)` as a Ray function trainable.
+
+    The function gets a `RunConfig` (``config.lr`` and ``config["lr"]``) and
+    reports with `raysweep.log` (or `ray.tune.report`); a dict it returns is
+    reported as its last row, as Ray does for plain functions.
+    """
+
+    def trainable(config: dict[str, Any]) -> None:
+        returned = train_fn(RunConfig(config))
+        if isinstance(returned, Mapping):
+            report_row(dict(returned))
+
+    trainable.__name__ = getattr(train_fn, "__name__", "train")
+    return trainable
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to run a sweep, beyond what its YAML says."""
+
+    count: int | None = None
+    resources: Resources = field(default_factory=Resources)
+    seed: int | None = None
+    verbose: bool = False
+    progress: bool = True
+    max_failures: int = 0
+    run_timeout: float | None = None
+    kill_grace: float = 30.0
+
+
+def _make_trainable(spec: SweepSpec, log: runlog.RunLog, train_fn: TrainFn | None,
+                    settings: Settings) -> Callable[[dict[str, Any]], None]:
+    """The function each trial runs: the user's `train` or the sweep's program."""
+    if train_fn is not None:
+        return function_trainable(train_fn)
+    from raysweep import program
+
+    return program.program_trainable(
+        spec, log.sweep_id, cwd=Path.cwd(), runs_dir=log.path / "runs",
+        kill_grace=settings.kill_grace, run_timeout=settings.run_timeout,
+        verbose=settings.verbose)
+
+
+def _tuner(spec: SweepSpec, log: runlog.RunLog, trainable: Callable[[dict[str, Any]], None],
+           settings: Settings, budget: int | None) -> tune.Tuner:
+    """A new Tuner for the sweep, recording into `log`."""
+    metric = spec.metric
+    resources = settings.resources
+    tune_config = tune.TuneConfig(
+        metric=metric.name if metric else None, mode=metric.mode if metric else None,
+        search_alg=search.make_searcher(spec, seed=settings.seed, max_runs=budget),
+        scheduler=stopping.make_scheduler(spec),
+        num_samples=-1 if budget is None else budget,
+        max_concurrent_trials=resources.max_concurrent, reuse_actors=True,
+        trial_dirname_creator=lambda trial: trial.trial_id)
+    run_config = tune.RunConfig(
+        name=EXPERIMENT_NAME, storage_path=str(log.path), verbose=0,
+        stop=stopping.make_stopper(spec), callbacks=_callbacks(spec, log, settings, budget),
+        failure_config=tune.FailureConfig(max_failures=settings.max_failures))
+    return tune.Tuner(tune.with_resources(trainable, resources.as_ray()),
+                      tune_config=tune_config, run_config=run_config)
+
+
+def _callbacks(spec: SweepSpec, log: runlog.RunLog, settings: Settings,
+               budget: int | None) -> list[tune.Callback]:
+    callbacks: list[tune.Callback] = [runlog.RunLogCallback(log)]
+    if settings.progress:
+        callbacks.append(ProgressCallback(spec, budget))
+    return callbacks
+
+
+def _fit(tuner: tune.Tuner, log: runlog.RunLog) -> str:
+    """Run the Tuner; the sweep's final state is `cancelled` when runs were left unfinished."""
+    try:
+        grid = tuner.fit()
+    except KeyboardInterrupt:
+        log.finish("cancelled")
+        raise
+    interrupted = grid.num_terminated + grid.num_errors < len(grid)
+    state = "cancelled" if interrupted else "finished"
+    log.finish(state)
+    return state
+
+
+def run(
+    sweep: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec,
+    train_fn: TrainFn | None = None,
+    *,
+    count: int | None = None,
+    address: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    resources: Resources | None = None,
+    seed: int | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> SweepResult:
+    """Run a W&B sweep config on Ray Tune and return its results.
+
+    Args:
+        sweep: a sweep YAML path, YAML text, a dict, or a loaded `SweepSpec`.
+        train_fn: ``train(config)`` reporting with `raysweep.log`; without it the
+            sweep's own ``program``/``command`` runs, as ``wandb agent`` would.
+        count: at most this many runs, like ``wandb agent --count``.
+        address: a Ray cluster to join (``auto``, ``ray://host:10001``); default local.
+        out: where run logs go (default ``./raysweep-runs``).
+        resources: CPUs/GPUs per trial and a concurrency cap.
+        seed: makes the searcher's suggestions reproducible.
+        resume: the run-log directory of an interrupted sweep to complete.
+        **options: the other `Settings` fields (verbose, progress, max_failures,
+            run_timeout, kill_grace).
+
+    Returns:
+        A `SweepResult` with the run log path and one DataFrame row per run.
+
+    >>> result = raysweep.run("configs/quadratic.yaml", train, count=20)  # doctest: +SKIP
+    """
+    settings = Settings(count=count, resources=resources or Resources(), seed=seed, **options)
+    info = cluster.connect(address)
+    cluster.check_fits(info, settings.resources.cpus_per_trial, settings.resources.gpus_per_trial)
+    if resume is not None:
+        return _resume(Path(resume), train_fn, settings)
+    spec = sweep if isinstance(sweep, SweepSpec) else load_spec(sweep)
+    log = runlog.RunLog.create(Path(out or DEFAULT_OUT).resolve(), spec, runlog.new_sweep_id())
+    budget = run_budget(spec, settings.count)
+    trainable = _make_trainable(spec, log, train_fn, settings)
+    state = _fit(_tuner(spec, log, trainable, settings, budget), log) if budget != 0 else "finished"
+    return SweepResult(log.path, spec, state, runlog.load(log.path))
+
+
+def _resume(path: Path, train_fn: TrainFn | None, settings: Settings) -> SweepResult:
+    """Complete an interrupted sweep: finished runs stay, unfinished ones run again."""
+    log = runlog.RunLog.open(path)
+    spec = load_spec(path / "sweep.yaml")
+    experiment = path / EXPERIMENT_NAME
+    if not tune.Tuner.can_restore(str(experiment)):
+        raise RunLogError(f"{path}: no Ray experiment state to resume from in {experiment}")
+    trainable = _make_trainable(spec, log, train_fn, settings)
+    tuner = tune.Tuner.restore(str(experiment), tune.with_resources(
+        trainable, settings.resources.as_ray()), resume_unfinished=True, resume_errored=False)
+    state = _fit(tuner, log)
+    return SweepResult(log.path, spec, state, runlog.load(log.path))

@@ -1,0 +1,100 @@
+"""What a trial reports to Ray: W&B history rows, one Ray result per step.
+
+Every result a raysweep trial sends is the row the user logged plus W&B's
+`_step`, `_runtime` and `_timestamp`, so the run log can write it as a history
+line unchanged and Ray's searchers and schedulers see the user's metric under
+the name the sweep file gives.  Summary updates that arrive after the last
+row (`wandb.summary["best"] = ...` at the end of a script) travel as a result
+marked ``_raysweep: {"history": False}``; it repeats the last row's values so
+searchers that read a trial's last result still find the metric, and the
+early-stopping scheduler does not count it as an iteration.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray import tune
+
+#: Key under which raysweep's own bookkeeping rides inside a Ray result.
+META_KEY = "_raysweep"
+
+
+@dataclass
+class _RunClock:
+    """Step counter and start time of the trial that is running in this worker."""
+
+    trial_id: str
+    started: float = field(default_factory=time.time)
+    next_step: int = 0
+    last_row: dict[str, Any] = field(default_factory=dict)
+
+
+_clock: _RunClock | None = None
+
+
+def _current_clock() -> _RunClock:
+    """The clock of the current trial; a new trial in a reused actor starts a new one."""
+    global _clock
+    trial_id = tune.get_context().get_trial_id() or ""
+    if _clock is None or _clock.trial_id != trial_id:
+        _clock = _RunClock(trial_id)
+    return _clock
+
+
+def report_row(row: dict[str, Any] | None, *, summary: dict[str, Any] | None = None) -> None:
+    """Send one W&B history row (or, with ``row=None``, only summary updates) to Ray.
+
+    A row may carry its own ``_step`` (W&B's explicit ``step=``); otherwise the
+    next step number is used.  Must be called from the trial's training thread:
+    when Ray stops the trial, the call raises ``SystemExit`` there.
+    """
+    clock = _current_clock()
+    now = time.time()
+    if row is None:
+        result = {**clock.last_row, META_KEY: {"history": False, "summary": dict(summary or {})}}
+    else:
+        result = dict(row)
+        step = result.pop("_step", None)
+        step = clock.next_step if step is None else int(step)
+        clock.next_step = step + 1
+        result.update(_step=step, _runtime=now - clock.started, _timestamp=now)
+        clock.last_row = {k: v for k, v in result.items() if not k.startswith("_")}
+        if summary:
+            result[META_KEY] = {"history": True, "summary": dict(summary)}
+    tune.report(result)
+
+
+def log(row: dict[str, Any], step: int | None = None) -> None:
+    """Log one step of metrics from a function-mode trial, like ``wandb.log``.
+
+    >>> raysweep.log({"loss": 0.25, "epoch": 3})   # doctest: +SKIP
+    """
+    if not isinstance(row, dict):
+        raise TypeError(f"raysweep.log takes a dict of metrics, got {type(row).__name__}")
+    report_row(row if step is None else {**row, "_step": step})
+
+
+def is_history(result: dict[str, Any]) -> bool:
+    """Whether a Ray result is a history row (as opposed to a summary-only update)."""
+    return bool(result.get(META_KEY, {}).get("history", True))
+
+
+def metric_value(result: dict[str, Any], metric: str) -> float | None:
+    """The sweep metric of a history result as a float, or None when it is absent.
+
+    W&B counts an iteration of a run each time it logs a number under the metric
+    name; anything else (a string, a missing key, a summary-only update) is not one.
+    Non-finite numbers are returned as they are: callers decide what NaN means.
+    """
+    if not is_history(result):
+        return None
+    value = result.get(metric)
+    if isinstance(value, (bool, str, bytes)) or value is None:
+        return None
+    try:
+        return float(value)  # ints, floats, numpy scalars
+    except (TypeError, ValueError):
+        return None
