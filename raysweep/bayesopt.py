@@ -12,15 +12,18 @@ one number per finished trial.
 from __future__ import annotations
 
 import math
-import pickle
 import warnings
 from typing import Any
 
 import numpy as np
-from bayes_opt import BayesianOptimization
+from bayes_opt import TargetSpace
 from bayes_opt.acquisition import ExpectedImprovement
+from ray import cloudpickle
 from ray.tune.search import Searcher
+from scipy import stats
 from scipy.stats import qmc
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import Matern
 
 from raysweep.distributions import Distribution
 
@@ -30,6 +33,12 @@ UNIT_EPS = 1e-6
 # The GP is refitted on every suggestion; above this many observations it sees
 # the best half of them plus a seeded random half of the rest (O(n^3) fit).
 MAX_GP_POINTS = 200
+# GP and acquisition settings, chosen on Branin / Hartmann-6 against W&B's engine.
+MATERN_NU = float(__import__("os").environ.get("NU", "1.5"))
+GP_RESTARTS = int(__import__("os").environ.get("RESTARTS", "2"))
+EI_XI = float(__import__("os").environ.get("XI", "0.01"))
+ACQ_RANDOM = int(__import__("os").environ.get("ACQR", "10000"))
+ACQ_STARTS = int(__import__("os").environ.get("ACQS", "10"))
 
 
 def from_unit(dist: Distribution, u: float) -> Any:
@@ -45,7 +54,28 @@ def finite_number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class UnitCubeGP(Searcher):
+class StatefulSearcher(Searcher):
+    """A Searcher whose whole state is `get_state()`: `save`/`restore` (used by Tuner.restore) write it to a file."""
+
+    def get_state(self) -> dict:
+        raise NotImplementedError
+
+    def set_state(self, state: dict) -> None:
+        raise NotImplementedError
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        """Searchers that do not learn from results ignore them."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            cloudpickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(cloudpickle.load(f))
+
+
+class UnitCubeGP(StatefulSearcher):
     """Expected-improvement GP search over ``[0, 1]^d``, one dimension per label.
 
     Starts with a Latin-hypercube design of `n_initial_points` points, then
@@ -95,26 +125,31 @@ class UnitCubeGP(Searcher):
 
     def _acquire(self) -> list[float]:
         """Maximise expected improvement of a GP fitted to everything known so far."""
-        points, targets = self._training_data()
-        optimizer = BayesianOptimization(
-            f=None, pbounds={label: (0.0, 1.0) for label in self._labels},
-            acquisition_function=ExpectedImprovement(xi=0.01), verbose=0,
-            random_state=np.random.RandomState(self._rng.integers(2**31 - 1)),
-            allow_duplicate_points=True,
-        )
-        for u, target in zip(points, targets):
-            optimizer.register(params=dict(zip(self._labels, u)), target=target)
+        target_space = TargetSpace(None, {label: (0.0, 1.0) for label in self._labels},
+                                   allow_duplicate_points=True)
+        for u, target in zip(*self._training_data()):
+            target_space.register(dict(zip(self._labels, u)), target)
+        random_state = np.random.RandomState(self._rng.integers(2**31 - 1))
+        gp = GaussianProcessRegressor(kernel=Matern(nu=MATERN_NU), alpha=1e-6, normalize_y=True,
+                                      n_restarts_optimizer=GP_RESTARTS, random_state=random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # sklearn convergence chatter on flat data
-            best = optimizer.suggest()
-        return [float(np.clip(best[label], 0.0, 1.0)) for label in self._labels]
+            best = ExpectedImprovement(xi=EI_XI).suggest(
+                gp=gp, target_space=target_space, n_random=ACQ_RANDOM, n_smart=ACQ_STARTS,
+                random_state=random_state)
+        return np.clip(best, 0.0, 1.0).tolist()
 
     def _training_data(self) -> tuple[list[list[float]], list[float]]:
-        """Observed points with standardised targets, plus imputed failures and pending lies."""
+        """Observed points with warped targets, plus imputed failures and pending lies.
+
+        The targets are Yeo-Johnson transformed and standardised: typical
+        losses have a long tail of bad values that would otherwise flatten the
+        GP around the optimum (Branin-like shapes, diverged runs).
+        """
         observed = self._subset(self._observed)
         y = np.array([target for _, target in observed])
-        scale = float(y.std()) or 1.0
-        standard = ((y - y.mean()) / scale).tolist()
+        warped = -stats.yeojohnson(-(y - y.mean()) / (y.std() or 1.0))[0]
+        standard = ((warped - warped.mean()) / (warped.std() or 1.0)).tolist()
         worst = min(standard)
         points = [u for u, _ in observed] + self._failed + list(self._pending.values())
         targets = standard + [worst] * len(self._failed) + [0.0] * len(self._pending)
@@ -141,11 +176,3 @@ class UnitCubeGP(Searcher):
         self._rng.bit_generator.state = state["rng"]
         self._design, self._observed, self._failed = state["design"], state["observed"], state["failed"]
         self._pending, self._suggested = state["pending"], state["suggested"]
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.get_state(), f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.set_state(pickle.load(f))

@@ -14,9 +14,9 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from collections.abc import Callable
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from scipy import stats
@@ -24,6 +24,7 @@ from scipy import stats
 # Smallest u handed to a ppf by `sample`: u == 0 would map unbounded
 # distributions to -inf (W&B shares the flaw, with probability 2**-53).
 _SMALLEST_U = np.nextafter(0.0, 1.0)
+_F = TypeVar("_F", bound="Distribution")
 
 
 def _require_number(field: str, value: Any) -> None:
@@ -159,11 +160,12 @@ class _MinMax(Distribution):
             raise ValueError(f"max: must be greater than min ({self.min!r}), got {self.max!r}; swap them")
 
 
+@dataclass(frozen=True)
 class _Quantized(Distribution):
-    """Mixin for the q_* kinds: W&B's ``np.round(x / q) * q``, int when q is an int."""
+    """Output step of the q_* kinds: W&B's ``np.round(x / q) * q``, ints when q is an int."""
 
-    q: float
-    _raw: Callable[[np.ndarray], np.ndarray]  # the unquantised formula, from the range/shape base
+    q: float = 1.0
+    _raw: ClassVar[Callable[[np.ndarray], np.ndarray]]  # from the formula class
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -183,9 +185,10 @@ class _Quantized(Distribution):
 
 
 class _Unquantized(Distribution):
-    """Mixin for float-valued kinds: the W&B formula as Python floats."""
+    """Output step of the float kinds: the formula's values as Python floats."""
 
-    _raw: Callable[[np.ndarray], np.ndarray]  # the formula, from the range/shape base
+    continuous = True
+    _raw: ClassVar[Callable[[np.ndarray], np.ndarray]]  # from the formula class
 
     def _ppf(self, u: np.ndarray) -> list[Any]:
         return np.asarray(self._raw(u), dtype=float).tolist()
@@ -220,50 +223,37 @@ class IntUniform(_MinMax):
         return list(range(self.min, self.max + 1))
 
 
-@dataclass(frozen=True)
-class _UniformRange(_MinMax):
+def _kind(formula: type[_F], name: str, doc: str, **methods: Any) -> type[_F]:
+    """The W&B kind `name` over one formula class: a float kind, or its q_* twin.
+
+    A float kind and its q_* twin share fields and formula and differ only in the
+    output step (`_Unquantized` or `_Quantized`), so both are built here from the
+    formula instead of being written out twice.
+    """
+    step = _Quantized if name.startswith("q_") else _Unquantized
+    cls_name = "".join(part.capitalize() for part in name.split("_"))
+    namespace = {"name": name, "__doc__": doc, "__module__": __name__, "__qualname__": cls_name, **methods}
+    return dataclass(frozen=True)(type(cls_name, (step, formula), namespace))
+
+
+class _UniformFormula(_MinMax):
     def _raw(self, u: np.ndarray) -> np.ndarray:
         return u * (self.max - self.min) + self.min
 
 
-@dataclass(frozen=True)
-class Uniform(_Unquantized, _UniformRange):
-    name: ClassVar[str] = "uniform"
-    continuous: ClassVar[bool] = True
+def _arange_grid(self: Any) -> list[Any]:
+    """W&B's grid for q_uniform: ``np.arange(min, max, q)``, which leaves out max."""
+    return np.arange(self.min, self.max, self.q).tolist()
 
 
-@dataclass(frozen=True)
-class QUniform(_Quantized, _UniformRange):
-    q: float = 1.0
-    name: ClassVar[str] = "q_uniform"
-
-    def grid_values(self) -> list[Any]:
-        """W&B's grid: ``np.arange(min, max, q)``, which leaves out max."""
-        return np.arange(self.min, self.max, self.q).tolist()
-
-
-@dataclass(frozen=True)
-class _ExpUniformRange(_MinMax):
-    """log_uniform (v1): `min`/`max` are natural-log exponents."""
+class _ExpFormula(_MinMax):
+    """log_uniform (W&B's deprecated v1 kinds): `min`/`max` are natural-log exponents."""
 
     def _raw(self, u: np.ndarray) -> np.ndarray:
         return np.exp(u * (self.max - self.min) + self.min)
 
 
-@dataclass(frozen=True)
-class LogUniform(_Unquantized, _ExpUniformRange):
-    name: ClassVar[str] = "log_uniform"
-    continuous: ClassVar[bool] = True
-
-
-@dataclass(frozen=True)
-class QLogUniform(_Quantized, _ExpUniformRange):
-    q: float = 1.0
-    name: ClassVar[str] = "q_log_uniform"
-
-
-@dataclass(frozen=True)
-class _LogValuesRange(_MinMax):
+class _LogValuesFormula(_MinMax):
     """*_values kinds: `min`/`max` are the values themselves, so min must be > 0."""
 
     def __post_init__(self) -> None:
@@ -275,41 +265,17 @@ class _LogValuesRange(_MinMax):
         return np.exp(u * (high - low) + low)
 
 
-@dataclass(frozen=True)
-class LogUniformValues(_Unquantized, _LogValuesRange):
-    name: ClassVar[str] = "log_uniform_values"
-    continuous: ClassVar[bool] = True
-
-
-@dataclass(frozen=True)
-class QLogUniformValues(_Quantized, _LogValuesRange):
-    q: float = 1.0
-    name: ClassVar[str] = "q_log_uniform_values"
-
-
 def _inv_log_uniform(u: np.ndarray, low: float, high: float) -> np.ndarray:
     """W&B's `inv_log_uniform_v1_ppf`: ``exp(-U(low, high)(1 - u))``."""
     return np.exp(-((1 - u) * (high - low) + low))
 
 
-@dataclass(frozen=True)
-class InvLogUniform(_Unquantized, _MinMax):
-    """Log-uniform on [e^-max, e^-min] (W&B's engine, despite the name)."""
-
-    name: ClassVar[str] = "inv_log_uniform"
-    continuous: ClassVar[bool] = True
-
+class _InvExpFormula(_MinMax):
     def _raw(self, u: np.ndarray) -> np.ndarray:
         return _inv_log_uniform(u, self.min, self.max)
 
 
-@dataclass(frozen=True)
-class InvLogUniformValues(_Unquantized, _LogValuesRange):
-    """Log-uniform on [min, max]: W&B's engine samples it exactly like log_uniform_values."""
-
-    name: ClassVar[str] = "inv_log_uniform_values"
-    continuous: ClassVar[bool] = True
-
+class _InvLogValuesFormula(_LogValuesFormula):
     def _raw(self, u: np.ndarray) -> np.ndarray:
         return _inv_log_uniform(u, -np.log(self.max), -np.log(self.min))
 
@@ -326,44 +292,18 @@ class _Gaussian(Distribution):
         _require_positive("sigma", self.sigma, "for a fixed value write `value:` instead")
 
 
-@dataclass(frozen=True)
-class _NormalBase(_Gaussian):
+class _NormalFormula(_Gaussian):
     def _raw(self, u: np.ndarray) -> np.ndarray:
         return stats.norm.ppf(u, loc=self.mu, scale=self.sigma)
 
 
-@dataclass(frozen=True)
-class Normal(_Unquantized, _NormalBase):
-    name: ClassVar[str] = "normal"
-    continuous: ClassVar[bool] = True
-
-
-@dataclass(frozen=True)
-class QNormal(_Quantized, _NormalBase):
-    q: float = 1.0
-    name: ClassVar[str] = "q_normal"
-
-
-@dataclass(frozen=True)
-class _LogNormalBase(_Gaussian):
+class _LogNormalFormula(_Gaussian):
     def _raw(self, u: np.ndarray) -> np.ndarray:
         return stats.lognorm.ppf(u, s=self.sigma, scale=np.exp(self.mu))
 
 
 @dataclass(frozen=True)
-class LogNormal(_Unquantized, _LogNormalBase):
-    name: ClassVar[str] = "log_normal"
-    continuous: ClassVar[bool] = True
-
-
-@dataclass(frozen=True)
-class QLogNormal(_Quantized, _LogNormalBase):
-    q: float = 1.0
-    name: ClassVar[str] = "q_log_normal"
-
-
-@dataclass(frozen=True)
-class _BetaBase(Distribution):
+class _BetaFormula(Distribution):
     """`a`/`b` kinds. a or b of 0 pass W&B's schema but sample NaN, so they are refused."""
 
     a: float = 1.0
@@ -377,17 +317,24 @@ class _BetaBase(Distribution):
         return stats.beta.ppf(u, a=self.a, b=self.b)
 
 
-@dataclass(frozen=True)
-class Beta(_Unquantized, _BetaBase):
-    name: ClassVar[str] = "beta"
-    continuous: ClassVar[bool] = True
-
-
-@dataclass(frozen=True)
-class QBeta(_Quantized, _BetaBase):
-    q: float = 1.0
-    name: ClassVar[str] = "q_beta"
-
+Uniform = _kind(_UniformFormula, "uniform", "Floats uniform on [min, max].")
+QUniform = _kind(_UniformFormula, "q_uniform", "``round(uniform(min, max) / q) * q``: edge values get "
+                 "half weight and may pass max.", grid_values=_arange_grid)
+LogUniform = _kind(_ExpFormula, "log_uniform", "``exp(uniform(min, max))``: bounds are exponents.")
+QLogUniform = _kind(_ExpFormula, "q_log_uniform", "``round(exp(uniform(min, max)) / q) * q``.")
+LogUniformValues = _kind(_LogValuesFormula, "log_uniform_values", "Log-uniform on [min, max].")
+QLogUniformValues = _kind(_LogValuesFormula, "q_log_uniform_values",
+                          "``round(log_uniform_values / q) * q``; 0 when q > min is possible.")
+InvLogUniform = _kind(_InvExpFormula, "inv_log_uniform",
+                      "Log-uniform on [e^-max, e^-min]: what W&B's engine samples, despite the name.")
+InvLogUniformValues = _kind(_InvLogValuesFormula, "inv_log_uniform_values",
+                            "Log-uniform on [min, max]: W&B's engine samples it exactly like log_uniform_values.")
+Normal = _kind(_NormalFormula, "normal", "``norm.ppf(u, mu, sigma)``.")
+QNormal = _kind(_NormalFormula, "q_normal", "``round(normal(mu, sigma) / q) * q``, unbounded.")
+LogNormal = _kind(_LogNormalFormula, "log_normal", "``exp(normal(mu, sigma))``.")
+QLogNormal = _kind(_LogNormalFormula, "q_log_normal", "``round(exp(normal(mu, sigma)) / q) * q``.")
+Beta = _kind(_BetaFormula, "beta", "``beta.ppf(u, a, b)`` on [0, 1].")
+QBeta = _kind(_BetaFormula, "q_beta", "``round(beta(a, b) / q) * q``.")
 
 DISTRIBUTIONS: dict[str, type[Distribution]] = {
     cls.name: cls

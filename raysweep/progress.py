@@ -11,25 +11,30 @@ from __future__ import annotations
 import math
 import sys
 from collections import Counter
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from ray import tune
 
+from raysweep.names import run_id_for
 from raysweep.session import is_history
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
+    from raysweep.runlog import RunLog
     from raysweep.spec import SweepSpec
-
-STOPPED_KEY = "_raysweep_stopped_at_rung"
 
 
 class ProgressCallback(tune.Callback):
     """Prints a line per ended run and keeps the best metric seen so far."""
 
-    def __init__(self, spec: SweepSpec, budget: int | None, stream: IO[str] | None = None) -> None:
+    def __init__(self, spec: SweepSpec, log: RunLog, budget: int | None,
+                 rung_of: Callable[[str], int | None] | None = None,
+                 stream: IO[str] | None = None) -> None:
         self._metric = spec.metric
+        self._log = log
+        self._rung_of = rung_of
         self._budget = budget
         self._stream = stream
         self._counts: Counter[str] = Counter()
@@ -47,7 +52,7 @@ class ProgressCallback(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         last = self._last.pop(trial.trial_id, {})
-        rung = last.get(STOPPED_KEY)
+        rung = self._rung_of(trial.trial_id) if self._rung_of else None
         self._end(trial, "early-stopped" if rung is not None else "finished", last,
                   f" at iteration {rung}" if rung is not None else "")
 
@@ -76,7 +81,8 @@ class ProgressCallback(tune.Callback):
         total = f"/{self._budget}" if self._budget is not None else ""
         value = self._value(last)
         metric = f" {self._metric.name}={value:.4g}" if value is not None else ""
-        print(f"[{done}{total}] {trial.trial_id} {state}{detail}{metric} | {self._status()}",
+        name = self._log.name_for(run_id_for(self._log.sweep_id, trial.trial_id))
+        print(f"[{done}{total}] {name} {state}{detail}{metric} | {self._status()}",
               file=self._stream or sys.stdout, flush=True)
 
     def _status(self) -> str:

@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 
 from ray import tune
+from ray.tune.error import TuneError
+from ray.tune.search import Searcher
 
 from raysweep import cluster, runlog, search, stopping
 from raysweep.errors import RunLogError
@@ -41,6 +43,16 @@ class Resources:
 
     def as_ray(self) -> dict[str, float]:
         return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
+
+    def describe(self, info: cluster.ClusterInfo) -> str:
+        """The packing a sweep runs with, e.g. `2 runs at once (1 CPU, 0.5 GPU each)`."""
+        slots = [info.cpus / self.cpus_per_trial if self.cpus_per_trial else float("inf"),
+                 info.gpus / self.gpus_per_trial if self.gpus_per_trial else float("inf")]
+        if self.max_concurrent:
+            slots.append(self.max_concurrent)
+        at_once = int(min(slots)) if min(slots) != float("inf") else "unlimited"
+        return (f"up to {at_once} runs at once ({self.cpus_per_trial:g} CPU, "
+                f"{self.gpus_per_trial:g} GPU each)")
 
 
 @dataclass
@@ -116,31 +128,32 @@ def _make_trainable(spec: SweepSpec, log: runlog.RunLog, train_fn: TrainFn | Non
 
 
 def _tuner(spec: SweepSpec, log: runlog.RunLog, trainable: Callable[[dict[str, Any]], None],
-           settings: Settings, budget: int | None) -> tune.Tuner:
-    """A new Tuner for the sweep, recording into `log`."""
+           settings: Settings, budget: int | None, searcher: Searcher, experiment: str) -> tune.Tuner:
+    """A new Tuner for the sweep, recording into `log`.
+
+    The scheduler object is shared with the callbacks: Ray hands schedulers a
+    copy of each result, so the rung a run was stopped at is asked of it.
+    """
     metric = spec.metric
     resources = settings.resources
+    scheduler = stopping.make_scheduler(spec)
+    rung_of = scheduler.stopped_at_rung if scheduler is not None else None
+    callbacks: list[tune.Callback] = [runlog.RunLogCallback(log, rung_of)]
+    if settings.progress:
+        callbacks.append(ProgressCallback(spec, log, budget, rung_of))
     tune_config = tune.TuneConfig(
         metric=metric.name if metric else None, mode=metric.mode if metric else None,
-        search_alg=search.make_searcher(spec, seed=settings.seed, max_runs=budget),
-        scheduler=stopping.make_scheduler(spec),
+        search_alg=searcher, scheduler=scheduler,
         num_samples=-1 if budget is None else budget,
         max_concurrent_trials=resources.max_concurrent, reuse_actors=True,
         trial_dirname_creator=lambda trial: trial.trial_id)
     run_config = tune.RunConfig(
-        name=EXPERIMENT_NAME, storage_path=str(log.path), verbose=0,
-        stop=stopping.make_stopper(spec), callbacks=_callbacks(spec, log, settings, budget),
+        name=experiment, storage_path=str(log.path), verbose=0,
+        stop=stopping.make_stopper(spec), callbacks=callbacks,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures))
+    log.update_sweep(ray_experiment_path=str(log.path / experiment))
     return tune.Tuner(tune.with_resources(trainable, resources.as_ray()),
                       tune_config=tune_config, run_config=run_config)
-
-
-def _callbacks(spec: SweepSpec, log: runlog.RunLog, settings: Settings,
-               budget: int | None) -> list[tune.Callback]:
-    callbacks: list[tune.Callback] = [runlog.RunLogCallback(log)]
-    if settings.progress:
-        callbacks.append(ProgressCallback(spec, budget))
-    return callbacks
 
 
 def _fit(tuner: tune.Tuner, log: runlog.RunLog) -> str:
@@ -150,6 +163,10 @@ def _fit(tuner: tune.Tuner, log: runlog.RunLog) -> str:
     except KeyboardInterrupt:
         log.finish("cancelled")
         raise
+    except TuneError as exc:
+        if isinstance(exc.__context__, RunLogError):  # the run log could not be written
+            raise exc.__context__ from None
+        raise
     interrupted = grid.num_terminated + grid.num_errors < len(grid)
     state = "cancelled" if interrupted else "finished"
     log.finish(state)
@@ -157,7 +174,7 @@ def _fit(tuner: tune.Tuner, log: runlog.RunLog) -> str:
 
 
 def run(
-    sweep: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec,
+    sweep: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec | None,
     train_fn: TrainFn | None = None,
     *,
     count: int | None = None,
@@ -166,6 +183,8 @@ def run(
     resources: Resources | None = None,
     seed: int | None = None,
     resume: str | os.PathLike[str] | None = None,
+    attach: str | os.PathLike[str] | None = None,
+    trainable: Callable[[dict[str, Any]], None] | None = None,
     **options: Any,
 ) -> SweepResult:
     """Run a W&B sweep config on Ray Tune and return its results.
@@ -180,6 +199,8 @@ def run(
         resources: CPUs/GPUs per trial and a concurrency cap.
         seed: makes the searcher's suggestions reproducible.
         resume: the run-log directory of an interrupted sweep to complete.
+        attach: the run-log directory of an existing sweep to add runs to (agents).
+        trainable: a ready Ray trainable, instead of `train_fn` or the program.
         **options: the other `Settings` fields (verbose, progress, max_failures,
             run_timeout, kill_grace).
 
@@ -190,26 +211,58 @@ def run(
     """
     settings = Settings(count=count, resources=resources or Resources(), seed=seed, **options)
     info = cluster.connect(address)
+    if settings.progress:
+        print(f"{info.describe()}; {settings.resources.describe(info)}", flush=True)
     cluster.check_fits(info, settings.resources.cpus_per_trial, settings.resources.gpus_per_trial)
     if resume is not None:
         return _resume(Path(resume), train_fn, settings)
-    spec = sweep if isinstance(sweep, SweepSpec) else load_spec(sweep)
-    log = runlog.RunLog.create(Path(out or DEFAULT_OUT).resolve(), spec, runlog.new_sweep_id())
-    budget = run_budget(spec, settings.count)
-    trainable = _make_trainable(spec, log, train_fn, settings)
-    state = _fit(_tuner(spec, log, trainable, settings, budget), log) if budget != 0 else "finished"
+    if attach is not None:
+        log = runlog.RunLog.open(Path(attach))
+        spec = load_spec(log.path / "sweep.yaml")
+    else:
+        spec = sweep if isinstance(sweep, SweepSpec) else load_spec(sweep)
+        log = runlog.RunLog.create(Path(out or DEFAULT_OUT).resolve(), spec, runlog.new_sweep_id())
+    done = log.finished_runs()
+    budget = run_budget(spec, settings.count, already_done=len(done))
+    trainable = trainable or _make_trainable(spec, log, train_fn, settings)
+    searcher = search.make_searcher(spec, seed=settings.seed, max_runs=budget,
+                                    exclude=[r["config"] for r in done])
+    experiment = _experiment_name(log.path)
+    state = "finished" if budget == 0 else _fit(
+        _tuner(spec, log, trainable, settings, budget, searcher, experiment), log)
     return SweepResult(log.path, spec, state, runlog.load(log.path))
 
 
+def _experiment_name(path: Path) -> str:
+    """``ray`` for a sweep's first Ray experiment, ``ray-2``, ``ray-3``... for later agents."""
+    name, index = EXPERIMENT_NAME, 1
+    while (path / name).exists():
+        index += 1
+        name = f"{EXPERIMENT_NAME}-{index}"
+    return name
+
+
 def _resume(path: Path, train_fn: TrainFn | None, settings: Settings) -> SweepResult:
-    """Complete an interrupted sweep: finished runs stay, unfinished ones run again."""
+    """Complete an interrupted sweep: finished runs stay, unfinished ones run again.
+
+    Ray's experiment state brings back the searcher, the scheduler and the
+    run-log callback as they were, so the remaining budget is what is run.
+    """
     log = runlog.RunLog.open(path)
     spec = load_spec(path / "sweep.yaml")
-    experiment = path / EXPERIMENT_NAME
-    if not tune.Tuner.can_restore(str(experiment)):
-        raise RunLogError(f"{path}: no Ray experiment state to resume from in {experiment}")
+    experiment = _latest_experiment(path)
+    if experiment is None or not tune.Tuner.can_restore(str(experiment)):
+        raise RunLogError(f"{path}: no Ray experiment state to resume from; "
+                          "is this a raysweep run-log directory?")
+    log.update_sweep(state="running", finished_at=None)
     trainable = _make_trainable(spec, log, train_fn, settings)
     tuner = tune.Tuner.restore(str(experiment), tune.with_resources(
         trainable, settings.resources.as_ray()), resume_unfinished=True, resume_errored=False)
     state = _fit(tuner, log)
     return SweepResult(log.path, spec, state, runlog.load(log.path))
+
+
+def _latest_experiment(path: Path) -> Path | None:
+    """The sweep's most recent Ray experiment directory (``ray``, ``ray-2``, ...)."""
+    found = [p for p in path.glob(f"{EXPERIMENT_NAME}*") if p.is_dir()]
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)

@@ -139,7 +139,10 @@ def describe(dist: Distribution) -> str:
     domain = to_domain(dist)
     if not isinstance(domain, ray_sample.Domain):
         return meaning
-    return f"{meaning} -> Ray {type(domain).__name__}[{domain.get_sampler()}] {domain.domain_str}"
+    bounds = domain.domain_str
+    if type(domain) is ray_sample.Integer:  # tune.randint: the upper bound is exclusive
+        bounds = f"[{domain.lower}, {domain.upper})"
+    return f"{meaning} -> Ray {type(domain).__name__}[{domain.get_sampler()}] {bounds}"
 
 
 def _meaning(dist: Distribution) -> str:

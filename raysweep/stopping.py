@@ -11,10 +11,11 @@ that rung before it) with W&B's bands as rungs and W&B's cut at each rung.
 As in W&B, a run's "iteration" is the number of values of ``metric.name`` it
 has logged (rows without the metric do not count), not its step or epoch.
 
-A run that logs NaN or ±inf is judged as the worst possible value there: Ray's
-ASHA never stops it (``nan < cutoff`` is false) and W&B skips the value, so a
-diverged run would otherwise train to the end.  Its iterations count, so it
-is stopped at the next rung it reaches.
+A NaN or ±inf value counts as an iteration and as the worst possible value
+(W&B skips such values, and Ray's ASHA never stops a NaN run since ``nan <
+cutoff`` is false, so a diverged run would otherwise train to the end): with
+``strict`` the run is stopped at the next rung it reaches, unless it is the
+first there; without it, its best finite value so far is what is judged.
 """
 
 from __future__ import annotations
@@ -54,12 +55,8 @@ def hyperband_milestones(h: Hyperband) -> list[int]:
     """
     bands: list[int] = []
     if h.max_iter is not None:
-        if h.s is None:
-            raise SweepConfigError([Violation(
-                "early_terminate.s", "max_iter needs s, the number of bands to cut at "
-                "(e.g. s: 2), or give min_iter instead of max_iter")])
         band: float = h.max_iter
-        for _ in range(int(h.s)):
+        for _ in range(h.s or 0):
             band /= h.eta
             if band < 1:
                 break
@@ -69,10 +66,10 @@ def hyperband_milestones(h: Hyperband) -> list[int]:
         while band <= MAX_MILESTONE and len(bands) < 100:
             bands.append(int(band))
             band *= h.eta
-    if not bands:
+    if not bands:  # `load_spec` reports this per key; a hand-made Hyperband can still get here
         raise SweepConfigError([Violation(
-            "early_terminate", "no iteration to stop runs at (W&B: 'Bands must be an array of "
-            "length at least 1'); give min_iter, or raise max_iter or s, or lower eta")])
+            "early_terminate", f"no iteration to stop runs at (W&B: 'Bands must be an array of "
+            f"length at least 1'): {h}; give min_iter, or max_iter with s >= 1 and max_iter >= eta")])
     return sorted(set(bands))
 
 
@@ -123,8 +120,8 @@ class _WandbBracket(_Bracket):
             return TrialScheduler.CONTINUE
         recorded[trial.trial_id] = cur_rew
         judged = cur_rew if self._strict else min(best, cur_rew)
-        return TrialScheduler.STOP if stops_at_rung(list(recorded.values()), judged, self.rf) \
-            else TrialScheduler.CONTINUE
+        stop = stops_at_rung(list(recorded.values()), judged, self.rf)
+        return TrialScheduler.STOP if stop else TrialScheduler.CONTINUE
 
 
 @dataclass
@@ -133,7 +130,7 @@ class _Progress:
 
     iteration: int = 0
     best: float = math.inf
-    last_result: int = 0  # training_iteration of the last result seen (Ray repeats the last one)
+    last_result: int = 0  # training_iteration of the last result seen: Ray may resend it, done
 
 
 class WandbHyperbandScheduler(AsyncHyperBandScheduler):
@@ -141,8 +138,9 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
 
     Metric and mode come from `TuneConfig` through `set_search_properties`
     (giving them here too makes Ray 2.60 raise).  `stopped_at_rung` tells which
-    rung a trial was stopped at; the result it was stopped on also carries it
-    under `STOPPED_AT_RUNG`.
+    rung a trial was stopped at.  The result it was stopped on also carries it
+    under `STOPPED_AT_RUNG`, but that dict is Ray's flattened copy: callbacks
+    get the original, so they must ask `stopped_at_rung`.
     """
 
     def __init__(self, milestones: list[int], eta: float = 3, strict: bool = True) -> None:

@@ -2,12 +2,13 @@
 
 The engine is asked once per test session for every case: its inverse CDF at shared
 quantiles (so the formulas can be compared value for value, types included) and
-seeded random draws through `HyperParameter.sample()`, the call its random search
-makes (used by the statistical tests in test_space.py).
+seeded random draws as `HyperParameter.sample()` makes them for its random search
+(used by the statistical tests in test_space.py).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any
@@ -70,26 +71,33 @@ from sweeps.params import HyperParameter
 def plain(v):
     return v.tolist() if isinstance(v, (np.generic, np.ndarray)) else v
 
+def ppf(hp, us):
+    # HyperParameter.sample() is ppf(random.uniform(0, 1)) on a scalar. The array path gives the same
+    # values in one call, except for constants and weighted categoricals (its array path always picks
+    # the first value), which keep the scalar path.
+    if hp.type in (HyperParameter.CONSTANT, HyperParameter.CATEGORICAL_PROB):
+        return [plain(hp.ppf(u)) for u in us]
+    return plain(hp.ppf(np.array(us)))
+
 request = json.load(sys.stdin)
 out = {}
 for case_id, config in request["cases"].items():
     hp = HyperParameter(case_id, config)
     random.seed(request["seed"])
-    draws = [plain(hp.sample()) for _ in range(request["n"])]
-    ppf = [plain(hp.ppf(u)) for u in request["u"]]
-    out[case_id] = {"type": hp.type, "config": hp.config, "draws": draws, "ppf": ppf,
+    draws = ppf(hp, [random.uniform(0.0, 1.0) for _ in range(request["n"])])
+    at_u = ppf(hp, request["u"])
+    out[case_id] = {"type": hp.type, "config": hp.config, "draws": draws, "ppf": at_u,
                     "draw_types": sorted({type(v).__name__ for v in draws}),
-                    "ppf_types": [type(v).__name__ for v in ppf]}
+                    "ppf_types": [type(v).__name__ for v in at_u]}
 print(json.dumps(out))
 """
 
 
+@functools.cache
 def engine_results() -> dict[str, dict[str, Any]]:
     """Every case run through the engine, once per test session (one subprocess)."""
-    if not hasattr(engine_results, "cache"):
-        request = json.dumps({"cases": CASES, "seed": ENGINE_SEED, "n": N_SAMPLES, "u": SHARED_U})
-        engine_results.cache = run_reference(_ENGINE_SNIPPET, stdin=request)  # type: ignore[attr-defined]
-    return engine_results.cache  # type: ignore[attr-defined]
+    request = json.dumps({"cases": CASES, "seed": ENGINE_SEED, "n": N_SAMPLES, "u": SHARED_U})
+    return run_reference(_ENGINE_SNIPPET, stdin=request)
 
 
 def distribution_for(case_id: str) -> Distribution:
@@ -207,12 +215,17 @@ def test_continuous_flag() -> None:
 
 def test_registry_covers_every_engine_distribution() -> None:
     names = run_reference("""
-        import json
-        from sweeps.config import schema
-        defs = schema.dereferenced_sweep_config_jsonschema["definitions"]
-        names = {e for d in defs.values() if isinstance(d, dict)
-                 for e in d.get("properties", {}).get("distribution", {}).get("enum", [])}
-        print(json.dumps(sorted(names)))
+        import json, pathlib
+        import sweeps.config
+        def enums(node):
+            if isinstance(node, list):
+                return {e for item in node for e in enums(item)}
+            if not isinstance(node, dict):
+                return set()
+            own = set(node.get("properties", {}).get("distribution", {}).get("enum", []))
+            return own.union(*(enums(v) for v in node.values()))
+        schema = json.loads(pathlib.Path(sweeps.config.__file__).with_name("schema.json").read_text())
+        print(json.dumps(sorted(enums(schema["definitions"]))))
     """)
     assert sorted(DISTRIBUTIONS) == names
 

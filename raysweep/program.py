@@ -1,0 +1,492 @@
+"""Run a sweep's own program for each trial, the way ``wandb agent`` runs it.
+
+Command line: `build_command` expands the sweep's ``command`` (default
+``${env} ${interpreter} ${program} ${args}``) exactly like ``wandb_agent.py``:
+``${envvar:NAME}`` is replaced inside any item, then an item that is one whole
+``${macro}`` becomes that macro's list of arguments, each rendered ``f"{v}"``
+(``--flag=False``, ``--x=None``, ``--opt={'lr': 0.1}``).  ``${interpreter}`` is
+the Python running the trial (the agent writes a bare ``python``).  The agent's
+files are written where it writes them: ``$WANDB_DIR/wandb/sweep-<id>/config-<run>.yaml``
+(``WANDB_SWEEP_PARAM_PATH``) and, when the command uses ``${args_json_file}``,
+``config-<run>.json``.  No shell: values with spaces, quotes or ``;`` arrive as they are.
+
+Process: the trial starts a small reaper (``python -I -c _REAPER``) as the
+leader of a new session; the reaper starts the program in that process group,
+stdin closed, cwd the launch directory, and waits.  When the trial ends its
+side of a "lifeline" pipe (Ray stopped the trial, the run timed out, or the
+worker process died for any reason, even SIGKILL), the reaper sends SIGTERM to
+the group and SIGKILL after ``kill_grace`` seconds, so no program outlives its trial.
+After the reaper exits the trial SIGKILLs what is left of the group.
+
+Why a reaper: Ray 2.60 stops a function trainable by making the
+``tune.report`` it is blocked in raise ``SystemExit(0)`` in the training
+thread, and then tears the actor down at once (``reuse_actors=False``, or the
+end of the experiment) or gives the thread 2 s (``reset_config`` with
+``reuse_actors=True``) before replacing the actor.  Cleanup code in the
+trainable may therefore never finish; the reaper, outside the worker, does.
+
+Results: the program's ``wandb`` calls land in `raysweep.capture` (see there),
+which writes one JSON line per committed row to a pipe; the trial reads them
+and calls `raysweep.session.report_row` for each, so Ray sees every step as it
+happens.  stdout and stderr go, line by line, to ``runs/<id>/output.log`` and,
+with ``verbose``, to the worker's stdout prefixed by the run id.  A non-zero
+exit or a signal raises `ProgramFailed` with the exit code and the output's
+last lines; a program that exits 0 without logging raises `ProgramSilent`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import yaml
+
+from raysweep.capture import RESULT_FD_ENV, Reporter, ReportFn, plain
+from raysweep.errors import ProgramError
+from raysweep.names import run_id_for
+
+if TYPE_CHECKING:
+    from raysweep.spec import SweepSpec
+
+#: The whole-item macros W&B's agent expands (``${envvar:NAME}`` is expanded inside any item).
+KNOWN_MACROS: frozenset[str] = frozenset({
+    "${env}", "${interpreter}", "${program}", "${args}", "${args_no_hyphens}", "${args_no_equals}",
+    "${args_no_boolean_flags}", "${args_append_hydra}", "${args_override_hydra}", "${args_json}",
+    "${args_json_file}",
+})
+ENVVAR_MACRO = re.compile(r"\$\{envvar\:([A-Z0-9_]*)\}")
+DEFAULT_COMMAND = ("${env}", "${interpreter}", "${program}", "${args}")
+SHIM_DIR = Path(__file__).resolve().parent / "_shim"
+TAIL_LINES = 20
+_NEST = ".wbnest[599c28ca25da]."  # W&B's engine joins nested parameter names with this
+
+# The reaper: stdlib only and run with -I, so it starts fast and ignores the user's PYTHON* settings.
+# argv: lifeline fd, result fd, kill grace, command...  It writes {"exit": status} to the result pipe.
+_REAPER = r"""
+import os, signal, subprocess, sys, threading
+lifeline, results, grace = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(signum, lambda *_: None)  # a handler, not SIG_IGN: the program gets the defaults back
+try:
+    child = subprocess.Popen(sys.argv[4:], pass_fds=(results,))
+except Exception as exc:
+    print(f"raysweep: cannot start {sys.argv[4:5]}: {exc}", file=sys.stderr, flush=True)
+    status = 127
+else:
+    done = threading.Event()
+    def stop():
+        os.read(lifeline, 1)  # b"" once the trial closes its end or its process dies
+        if not done.is_set():
+            os.killpg(0, signal.SIGTERM)
+            if not done.wait(grace):
+                os.killpg(0, signal.SIGKILL)
+    threading.Thread(target=stop, daemon=True).start()
+    status = child.wait()
+    done.set()
+os.write(results, b'{"exit": %d}\n' % status)
+"""
+
+
+def unknown_macros(command: Sequence[object]) -> list[str]:
+    """The whole-item ``${...}`` items of `command` that W&B's agent would silently drop."""
+    items = (ENVVAR_MACRO.sub("", str(item)) for item in command)
+    return [item for item in items if item.startswith("${") and item.endswith("}") and item not in KNOWN_MACROS]
+
+
+def engine_order(config: Mapping[str, Any], nesting: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`config` in the key order W&B's engine sends a run's values, which the agent's args follow.
+
+    The engine walks flattened names (``opt.wbnest[599c28ca25da].lr``) sorted,
+    then re-nests: plain top-level keys come first, sorted, then the nested
+    parameters, and inside those every key is sorted.  `nesting` gives the
+    nested parameters as a tree of dicts (`nesting_of` of the sweep's parameters).
+    """
+    return _ordered(config, nesting or {}, top=True)
+
+
+def _ordered(value: Any, nesting: Mapping[str, Any], top: bool = False) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    keys = sorted(value, key=lambda k: (top and k in nesting, k + _NEST if k in nesting else k))
+    return {k: _ordered(value[k], nesting[k]) if k in nesting else value[k] for k in keys}
+
+
+def nesting_of(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The nested parameters of a sweep's ``parameters`` tree, as a tree of dicts."""
+    return {k: nesting_of(v) for k, v in parameters.items() if isinstance(v, Mapping)}
+
+
+def command_args(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every argument macro for `config`, rendered as W&B's ``create_sweep_command_args`` does."""
+    macros: dict[str, list[str]] = {name: [] for name in (
+        "args", "args_no_hyphens", "args_no_equals", "args_no_boolean_flags", "args_append_hydra",
+        "args_override_hydra")}
+    for param, value in config.items():
+        flag = f"{param}={value}"
+        macros["args"].append("--" + flag)
+        macros["args_no_hyphens"].append(flag)
+        macros["args_no_equals"] += [f"--{param}", str(value)]
+        macros["args_append_hydra"].append("+" + flag)
+        macros["args_override_hydra"].append("++" + flag)
+        if not isinstance(value, bool):
+            macros["args_no_boolean_flags"].append("--" + flag)
+        elif value:
+            macros["args_no_boolean_flags"].append("--" + param)
+    macros["args_json"] = [json.dumps(dict(config))]
+    return macros
+
+
+def param_paths(wandb_dir: str, sweep_id: str, run_id: str) -> tuple[str, str]:
+    """Where the agent writes a run's config YAML (WANDB_SWEEP_PARAM_PATH) and its args JSON."""
+    base = os.path.join(wandb_dir, "wandb", f"sweep-{sweep_id}", f"config-{run_id}")
+    return base + ".yaml", base + ".json"
+
+
+def build_command(spec_command: Sequence[object] | None, program: str | None, config: Mapping[str, Any], *,
+                  interpreter: str, sweep_id: str, run_id: str, wandb_dir: str,
+                  environ: Mapping[str, str] | None = None) -> list[str]:
+    """The argv of one run, as ``wandb agent``'s ``_command_run`` builds it.
+
+    `environ` resolves ``${envvar:NAME}`` (default: this process's environment);
+    an unset NAME stays the literal ``NAME``, as in the agent.
+    """
+    environ = os.environ if environ is None else environ
+    macros: dict[str, list[str]] = {
+        **command_args(config), "interpreter": [interpreter], "program": [str(program)],
+        "args_json_file": [param_paths(wandb_dir, sweep_id, run_id)[1]],
+        "env": [] if platform.system() == "Windows" else ["/usr/bin/env"]}
+    argv: list[str] = []
+    for raw in spec_command or DEFAULT_COMMAND:
+        item = ENVVAR_MACRO.sub(lambda m: environ.get(m.group(1), m.group(1)), str(raw))
+        if not (item.startswith("${") and item.endswith("}")):
+            argv.append(item)
+        elif item not in KNOWN_MACROS:
+            raise ProgramError(f"command: unknown macro {item!r}; known: {', '.join(sorted(KNOWN_MACROS))}")
+        elif item == "${program}" and program is None:
+            raise ProgramError("command: ${program} needs a `program:` key; add `program: train.py`")
+        else:
+            argv += macros[item[2:-1]]
+    return argv
+
+
+def write_param_files(spec_command: Sequence[object] | None, config: Mapping[str, Any], *,
+                      sweep_id: str, run_id: str, wandb_dir: str) -> str:
+    """Write the agent's files for one run; return WANDB_SWEEP_PARAM_PATH.
+
+    The YAML is byte-for-byte ``config_util.save_config_file_from_dict``; the
+    JSON (``${args_json_file}``) is written only when the command uses it, as the agent does.
+    """
+    yaml_path, json_path = param_paths(wandb_dir, sweep_id, run_id)
+    text = b"wandb_version: 1"
+    if config:
+        text += b"\n\n" + yaml.dump({k: {"value": v} for k, v in config.items()}, Dumper=yaml.SafeDumper,
+                                    default_flow_style=False, allow_unicode=True, encoding="utf-8",
+                                    sort_keys=False)
+    os.makedirs(os.path.dirname(yaml_path), exist_ok=True)
+    Path(yaml_path).write_text(text.decode("utf-8"))
+    if "${args_json_file}" in [str(item) for item in spec_command or ()]:
+        Path(json_path).write_text(command_args(config)["args_json"][0])
+    return yaml_path
+
+
+def agent_env(base: Mapping[str, str], *, sweep_id: str, run_id: str, wandb_dir: str,
+              project: str | None = None, entity: str | None = None) -> dict[str, str]:
+    """The program's environment: `base` plus what the agent sets, plus the ``wandb`` shim.
+
+    The agent's part is WANDB_SWEEP_ID, WANDB_RUN_ID, WANDB_DIR,
+    WANDB_SWEEP_PARAM_PATH (and WANDB_PROJECT/WANDB_ENTITY when given; it drops
+    WANDB_SERVICE).  raysweep's part puts `SHIM_DIR` first on PYTHONPATH and sets
+    PYTHONUNBUFFERED=1 unless set, so output streams line by line.  The result
+    pipe's descriptor is added by `run_child`.
+    """
+    env = {k: v for k, v in base.items() if k != "WANDB_SERVICE"}
+    env.update(WANDB_SWEEP_ID=sweep_id, WANDB_RUN_ID=run_id, WANDB_DIR=wandb_dir,
+               WANDB_SWEEP_PARAM_PATH=param_paths(wandb_dir, sweep_id, run_id)[0])
+    env.update({k: v for k, v in (("WANDB_PROJECT", project), ("WANDB_ENTITY", entity)) if v})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SHIM_DIR), base.get("PYTHONPATH")]))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class ProgramFailed(ProgramError):
+    """The program exited non-zero, died of a signal or timed out (W&B: ``failed``/``crashed``)."""
+
+    def __init__(self, exit_code: int, tail: Sequence[str], reason: str = "") -> None:
+        self.exit_code, self.tail, self.reason = exit_code, tuple(tail), reason
+        self.state = "crashed" if exit_code < 0 or reason else "failed"
+        if reason:
+            what = f"{reason} (exit code {exit_code})"
+        elif exit_code < 0:
+            what = f"was killed by signal {_signal_name(-exit_code)} (exit code {exit_code})"
+        else:
+            what = f"exited with code {exit_code}"
+        super().__init__(f"program {what}{_render_tail(self.tail)}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.exit_code, self.tail, self.reason)
+
+
+class ProgramSilent(ProgramError):
+    """The program exited 0 without one ``wandb.log``: nothing reached the sweep (W&B: ``failed``)."""
+
+    state = "failed"
+
+    def __init__(self, tail: Sequence[str]) -> None:
+        self.exit_code, self.tail = 0, tuple(tail)
+        super().__init__("program exited with code 0 but never called wandb.log, so the sweep got no result; "
+                         f"log the sweep's metric, e.g. wandb.log({{'val_loss': loss}}){_render_tail(self.tail)}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.tail,)
+
+
+def _signal_name(signum: int) -> str:
+    with suppress(ValueError):
+        return signal.Signals(signum).name
+    return str(signum)
+
+
+def _render_tail(tail: Sequence[str]) -> str:
+    return f"\n--- last {len(tail)} lines of output ---\n" + "\n".join(tail) if tail else ""
+
+
+@dataclass(frozen=True)
+class ChildExit:
+    """How a program ended: its exit status (negative: signal), what it sent, its last output lines."""
+
+    status: int
+    messages: int
+    timed_out: float | None
+    tail: tuple[str, ...]
+
+    def check(self) -> None:
+        """Raise `ProgramFailed` or `ProgramSilent` unless the program exited 0 after logging."""
+        if self.timed_out is not None:
+            raise ProgramFailed(self.status, self.tail, f"timed out after {self.timed_out:g} s and was killed")
+        if self.status != 0:
+            raise ProgramFailed(self.status, self.tail)
+        if self.messages == 0:
+            raise ProgramSilent(self.tail)
+
+
+class _Child:
+    """The program under its reaper, in a session of its own; `stop` starts SIGTERM-then-SIGKILL."""
+
+    def __init__(self, command: Sequence[str], *, env: Mapping[str, str], cwd: str, kill_grace: float) -> None:
+        lifeline, self._lifeline = os.pipe()
+        results, results_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", _REAPER, str(lifeline), str(results_w), str(kill_grace), *command],
+                env={**env, RESULT_FD_ENV: str(results_w)}, cwd=cwd, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(lifeline, results_w),
+                start_new_session=True)
+        except BaseException:
+            os.close(results)
+            os.close(self._lifeline)
+            raise
+        finally:
+            os.close(lifeline)
+            os.close(results_w)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()  # like the agent: the program reads EOF, never blocks on a terminal
+        self.stdout: IO[bytes] = self.proc.stdout
+        self.results: IO[bytes] = open(results, "rb")  # noqa: SIM115 - closed in run_child
+        self._stop_lock = threading.Lock()
+        self._watcher = threading.Thread(target=self._kill_leftovers, daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        """Close the lifeline: the reaper SIGTERMs the group, then SIGKILLs it after the grace period."""
+        with self._stop_lock:
+            if self._lifeline >= 0:
+                os.close(self._lifeline)
+                self._lifeline = -1
+
+    def wait(self) -> int:
+        """The reaper's exit status, once the rest of its group is gone too."""
+        self._watcher.join()
+        return self.proc.wait()
+
+    def _kill_leftovers(self) -> None:
+        """Once the reaper has exited (not yet reaped, so its pid cannot be reused) kill the rest of its group.
+
+        This also ends processes the program left behind that still hold its
+        pipes, so reading them always reaches end of file.
+        """
+        os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOWAIT)
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class _OutputPump(threading.Thread):
+    """Copies the program's output, line by line, to output.log and (verbose) to `echo`; keeps the tail."""
+
+    def __init__(self, stream: IO[bytes], output: Path | None, echo: Callable[[str], None] | None) -> None:
+        super().__init__(daemon=True)
+        self._stream, self._output, self._echo = stream, output, echo
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def run(self) -> None:
+        sink = self._open_sink()
+        with sink or nullcontext():
+            for line in iter(self._stream.readline, b""):
+                text = line.decode("utf-8", "replace")
+                self.tail.append(text.rstrip("\r\n"))
+                if self._echo:
+                    self._echo(text)
+                if sink is not None:
+                    sink = self._write(sink, line)
+
+    def _open_sink(self) -> IO[bytes] | None:
+        if self._output is None:
+            return None
+        try:
+            self._output.parent.mkdir(parents=True, exist_ok=True)
+            return open(self._output, "ab", buffering=0)  # noqa: SIM115 - closed by run()
+        except OSError as exc:
+            self.tail.append(f"raysweep: cannot write {self._output}: {exc}")
+            return None
+
+    def _write(self, sink: IO[bytes], line: bytes) -> IO[bytes] | None:
+        """One write per line; on a full or read-only disk stop writing but keep draining the pipe."""
+        try:
+            sink.write(line)
+            return sink
+        except OSError as exc:
+            self.tail.append(f"raysweep: cannot write {self._output}: {exc}")
+            sink.close()
+            return None
+
+
+def run_child(command: Sequence[str], *, env: Mapping[str, str], cwd: str, kill_grace: float,
+              reporter: Reporter, output: Path | None = None, echo: Callable[[str], None] | None = None,
+              timeout: float | None = None) -> ChildExit:
+    """Run `command` to its end, feeding each row it sends to `reporter`.
+
+    Whatever ends this call — the program exiting, `timeout`, or an exception
+    from `reporter` (Ray's ``SystemExit`` when it stops the trial) — the program
+    is stopped and its process group is gone before this returns or raises.
+    """
+    child = _Child(command, env=env, cwd=cwd, kill_grace=kill_grace)
+    pump = _OutputPump(child.stdout, output, echo)
+    pump.start()
+    timed_out = threading.Event()
+
+    def time_out() -> None:
+        timed_out.set()
+        child.stop()
+
+    timer = threading.Timer(timeout, time_out) if timeout else None
+    if timer:
+        timer.start()
+    try:
+        messages, status = _read_results(child.results, reporter)
+        reporter.close()
+    finally:
+        if timer:
+            timer.cancel()
+        child.stop()
+        for _ in child.results:  # let a program finishing after SIGTERM write without blocking
+            pass
+        child.results.close()
+        reaper_status = child.wait()
+        pump.join()
+    status = reaper_status if status is None else status
+    return ChildExit(status, messages, timeout if timed_out.is_set() else None, tuple(pump.tail))
+
+
+def _read_results(results: IO[bytes], reporter: Reporter) -> tuple[int, int | None]:
+    """Pass the program's rows and summaries to `reporter`; return how many, and the reaper's exit line."""
+    messages, status = 0, None
+    for line in results:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue  # not from raysweep: a process the program forked wrote to the inherited pipe
+        if "exit" in message:
+            status = message["exit"]
+            continue
+        messages += 1
+        if "row" in message:
+            reporter.row(message["row"])
+        elif "summary" in message:
+            reporter.summary(message["summary"])
+    return messages, status
+
+
+@dataclass(frozen=True)
+class _Launch:
+    """Everything a trial needs to start the sweep's program; pickled to the Ray workers."""
+
+    command: tuple[object, ...] | None
+    program: str | None
+    nesting: dict[str, Any]
+    project: str | None
+    entity: str | None
+    sweep_id: str
+    cwd: str
+    kill_grace: float
+    runs_dir: str | None
+    run_timeout: float | None
+    verbose: bool
+    wandb_dir: str
+    report: ReportFn | None
+
+
+def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str], kill_grace: float = 30.0, *,
+                      runs_dir: str | os.PathLike[str] | None = None, run_timeout: float | None = None,
+                      verbose: bool = False, wandb_dir: str | None = None,
+                      report: ReportFn | None = None) -> Callable[[dict[str, Any]], None]:
+    """A Ray function trainable that runs `spec`'s program once per trial, like ``wandb agent``.
+
+    `cwd` is the launch directory (paths in the sweep file are relative to it);
+    the program's output goes to ``runs_dir/<run id>/output.log``.  WANDB_DIR
+    is `wandb_dir`, else the environment's, else `cwd`, as with the agent.
+    `report` defaults to `raysweep.session.report_row`.
+    """
+    cwd = os.path.abspath(cwd)
+    launch = _Launch(
+        command=tuple(spec.command) if spec.command else None, program=spec.program,
+        nesting=nesting_of(spec.parameters),
+        project=spec.project, entity=spec.entity, sweep_id=sweep_id, cwd=cwd, kill_grace=kill_grace,
+        runs_dir=os.path.abspath(runs_dir) if runs_dir else None, run_timeout=run_timeout, verbose=verbose,
+        wandb_dir=os.path.abspath(wandb_dir or os.environ.get("WANDB_DIR") or cwd), report=report)
+
+    def trainable(config: dict[str, Any]) -> None:
+        _run_trial(launch, config)
+
+    return trainable
+
+
+def _run_trial(launch: _Launch, config: dict[str, Any]) -> None:
+    """One trial: write the agent's files, run the program, report its rows, raise if it failed."""
+    from ray import tune
+
+    from raysweep.session import report_row
+
+    run_id = run_id_for(launch.sweep_id, tune.get_context().get_trial_id())
+    values = engine_order(plain(config), launch.nesting)
+    ids = {"sweep_id": launch.sweep_id, "run_id": run_id, "wandb_dir": launch.wandb_dir}
+    write_param_files(launch.command, values, **ids)
+    env = agent_env(os.environ, project=launch.project, entity=launch.entity, **ids)
+    command = build_command(launch.command, launch.program, values, interpreter=sys.executable,
+                            environ=env, **ids)
+    output = Path(launch.runs_dir, run_id, "output.log") if launch.runs_dir else None
+    echo = (lambda text: print(f"{run_id}: {text}", end="", flush=True)) if launch.verbose else None
+    ended = run_child(command, env=env, cwd=launch.cwd, kill_grace=launch.kill_grace,
+                      reporter=Reporter(launch.report or report_row), output=output, echo=echo,
+                      timeout=launch.run_timeout)
+    ended.check()

@@ -1,0 +1,291 @@
+"""Sweep `method` -> Ray Tune searcher that proposes what W&B's engine would.
+
+- ``grid``: W&B's grid points in W&B's order (`grid_points`), then FINISHED.
+- ``random``: independent draws from the Ray domains of `space.py`, seeded.
+- ``bayes``: a model of `metric.name`: raysweep's GP (`bayesopt.py`) when every
+  searched parameter is continuous, hyperopt's TPE otherwise. Both search each
+  parameter through its W&B quantile ``u`` (like W&B's GP), so the values they
+  propose carry W&B's exact types, bounds and rounding.
+
+Every method is wrapped in `SweepSearcher`, which turns the inner searcher's flat
+``{"opt/lr": ...}`` proposals into nested ``wandb.config``-style dicts with the
+constants filled in, stops after `max_runs` suggestions (``--count``,
+``run_cap``), and feeds back one number per trial: the best value of the metric
+the trial logged, as W&B's engine does.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import yaml
+from hyperopt import hp
+from ray import cloudpickle
+from ray.tune.search import Searcher
+from ray.tune.search.hyperopt import HyperOptSearch
+
+from raysweep import space
+from raysweep.bayesopt import StatefulSearcher, UnitCubeGP, finite_number, from_unit
+from raysweep.distributions import Categorical, Constant, Distribution
+from raysweep.spec import SweepSpec
+
+
+@dataclass(frozen=True)
+class Params:
+    """A sweep's parameters in W&B's order, each searched under a flat label like ``"opt/lr"``.
+
+    ``/`` cannot occur in a W&B parameter name, so labels never collide.
+    """
+
+    paths: tuple[tuple[str, ...], ...]
+    dists: tuple[Distribution, ...]
+
+    @classmethod
+    def of(cls, spec: SweepSpec) -> Params:
+        flat = spec.flat_parameters()
+        return cls(tuple(flat), tuple(flat.values()))
+
+    def searched(self) -> dict[str, Distribution]:
+        """Label -> distribution of every parameter that is not a constant."""
+        return {"/".join(path): dist for path, dist in zip(self.paths, self.dists)
+                if not isinstance(dist, Constant)}
+
+    def nest(self, flat: Mapping[str, Any]) -> dict[str, Any]:
+        """The nested config for searched values keyed by label, constants filled in."""
+        config: dict[str, Any] = {}
+        for path, dist in zip(self.paths, self.dists):
+            value = copy.deepcopy(dist.value) if isinstance(dist, Constant) else flat["/".join(path)]
+            node = config
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = value
+        return config
+
+    def decode(self, encoded: Mapping[str, Any]) -> dict[str, Any]:
+        """Nested config from a model's proposal: a category index or a quantile ``u`` per label."""
+        return self.nest({label: _decode_one(dist, encoded[label]) for label, dist in self.searched().items()})
+
+
+def _decode_one(dist: Distribution, encoded: Any) -> Any:
+    if isinstance(dist, Categorical):
+        return copy.deepcopy(dist.values[int(encoded)])
+    return from_unit(dist, encoded)
+
+
+def _yaml_key(value: Any) -> str:
+    """W&B 0.3.0's grid identity of a value: its YAML text, integral floats as ints (1.0 == 1)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return yaml.dump(value, default_flow_style=True, sort_keys=True)
+
+
+def _grid_axis(dist: Distribution) -> list[Any]:
+    """A parameter's grid values, duplicates dropped at their first place but the last one's value kept.
+
+    That is what W&B's engine yields: its product over values keeps the first
+    occurrence of each combination and looks values up by hash (last one wins).
+    """
+    by_key: dict[str, Any] = {}
+    for value in dist.grid_values():
+        key = _yaml_key(value)
+        by_key[key] = value  # dict keeps the key's first position, takes the last value
+    return list(by_key.values())
+
+
+def _flat_grid(params: Params) -> list[dict[str, Any]]:
+    """W&B's grid: product in sorted-name order (depth first), the last name varying fastest."""
+    searched = params.searched()
+    axes = [_grid_axis(dist) for dist in searched.values()]
+    return [dict(zip(searched, combo)) for combo in itertools.product(*axes)]
+
+
+def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every point of the sweep's grid as a nested config, in W&B's order."""
+    params = Params.of(spec)
+    return [params.nest(point) for point in _flat_grid(params)]
+
+
+def plain(value: Any) -> Any:
+    """`value` with numpy scalars turned into Python ones, containers walked."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(item) for item in value)
+    return value
+
+
+class GridSearcher(StatefulSearcher):
+    """Yields precomputed grid points (flat, by label) in order, then FINISHED."""
+
+    def __init__(self, points: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self._points = points
+        self._next = 0
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str:
+        if self._next >= len(self._points):
+            return Searcher.FINISHED
+        self._next += 1
+        return copy.deepcopy(self._points[self._next - 1])
+
+    def get_state(self) -> dict:
+        return {"next": self._next}
+
+    def set_state(self, state: dict) -> None:
+        self._next = state["next"]
+
+
+class RandomSearcher(StatefulSearcher):
+    """Independent draws from the Ray domains of `space.py`, from one seeded numpy Generator."""
+
+    def __init__(self, domains: dict[str, Any], seed: int | None) -> None:
+        super().__init__()
+        self._domains = domains
+        self._rng = np.random.default_rng(seed)
+
+    def suggest(self, trial_id: str) -> dict[str, Any]:
+        return {label: domain.sample(random_state=self._rng) for label, domain in self._domains.items()}
+
+    def get_state(self) -> dict:
+        return {"rng": self._rng.bit_generator.state}
+
+    def set_state(self, state: dict) -> None:
+        self._rng.bit_generator.state = state["rng"]
+
+
+class SweepSearcher(Searcher):
+    """The searcher Ray sees: nested W&B configs, a run budget, one objective value per trial.
+
+    It keeps the inner searcher as ``.searcher`` so that Ray's SearchGenerator
+    checkpoints this wrapper with `get_state` and the inner one with `save`.
+    The objective is the best value of `metric` over the trial's results and
+    explicit summary updates (W&B's engine takes the run's min/max likewise);
+    a trial without any finite value reaches the inner searcher as an error.
+    """
+
+    def __init__(self, searcher: Searcher, *, decode: Callable[[Mapping[str, Any]], dict[str, Any]],
+                 metric: str | None, mode: str | None, max_runs: int | None) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self.searcher = searcher
+        self._decode = decode
+        self._max_runs = max_runs
+        self._suggested = 0
+        self._best: dict[str, float | None] = {}
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        """Accept TuneConfig's metric/mode where the sweep had none; the sweep owns the space."""
+        self._metric = self._metric or metric
+        self._mode = self._mode or mode
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self._max_runs is not None and self._suggested >= self._max_runs:
+            return Searcher.FINISHED
+        proposal = self.searcher.suggest(trial_id)
+        if proposal is None or proposal == Searcher.FINISHED:
+            return proposal
+        self._suggested += 1
+        self._best[trial_id] = None
+        return plain(self._decode(proposal))
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._observe(trial_id, result)
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self._observe(trial_id, result)
+        best = self._best.pop(trial_id, None)
+        if best is None:
+            self.searcher.on_trial_complete(trial_id, result=None, error=True)
+        else:
+            self.searcher.on_trial_complete(trial_id, result={self._metric: best}, error=False)
+
+    def _observe(self, trial_id: str, result: dict | None) -> None:
+        if trial_id not in self._best or not result or self._metric is None:
+            return
+        summary = (result.get("_raysweep") or {}).get("summary") or {}
+        better = max if self._mode == "max" else min
+        for value in (result.get(self._metric), summary.get(self._metric)):
+            value, best = finite_number(value), self._best[trial_id]
+            if value is not None:
+                self._best[trial_id] = value if best is None else better(best, value)
+
+    def get_state(self) -> dict:
+        return {"metric": self._metric, "mode": self._mode, "suggested": self._suggested,
+                "best": dict(self._best)}
+
+    def set_state(self, state: dict) -> None:
+        self._metric, self._mode = state["metric"], state["mode"]
+        self._suggested, self._best = state["suggested"], dict(state["best"])
+
+    def save(self, checkpoint_path: str) -> None:
+        """This wrapper's state and the inner searcher, for `restore` outside Ray's own walk."""
+        with open(checkpoint_path, "wb") as f:
+            cloudpickle.dump({"state": self.get_state(), "searcher": self.searcher}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            saved = cloudpickle.load(f)
+        self.set_state(saved["state"])
+        self.searcher = saved["searcher"]
+
+
+def initial_points(max_runs: int | None) -> int:
+    """Random/space-filling trials before a model proposes: a fifth of the budget, 2 to 10."""
+    return 10 if max_runs is None else min(10, max(2, max_runs // 5))
+
+
+def _uses_gp(params: Params) -> bool:
+    return all(dist.continuous for dist in params.searched().values())
+
+
+def _hyperopt_space(params: Params) -> dict[str, Any]:
+    """TPE's space: categoricals by index (weighted by `probabilities`), everything else as u in [0, 1]."""
+    space_: dict[str, Any] = {}
+    for label, dist in params.searched().items():
+        if not isinstance(dist, Categorical):
+            space_[label] = hp.uniform(label, 0.0, 1.0)
+        elif dist.probabilities is None:
+            space_[label] = hp.choice(label, list(range(len(dist.values))))
+        else:
+            space_[label] = hp.pchoice(label, list(zip(dist.probabilities, range(len(dist.values)))))
+    return space_
+
+
+def _bayes(params: Params, metric: str, mode: str, seed: int | None, max_runs: int | None) -> Searcher:
+    if _uses_gp(params):
+        return UnitCubeGP(list(params.searched()), metric=metric, mode=mode, seed=seed,
+                          n_initial_points=initial_points(max_runs))
+    return HyperOptSearch(_hyperopt_space(params), metric=metric, mode=mode,
+                          n_initial_points=initial_points(max_runs), random_state_seed=seed)
+
+
+def make_searcher(spec: SweepSpec, *, seed: int | None, max_runs: int | None) -> Searcher:
+    """The Ray searcher for the sweep's method; it stops after `max_runs` suggestions (None: never)."""
+    params = Params.of(spec)
+    metric = spec.metric.name if spec.metric else None
+    mode = spec.metric.mode if spec.metric else None
+    if spec.method == "grid":
+        inner: Searcher = GridSearcher(_flat_grid(params))
+    elif spec.method == "random":
+        inner = RandomSearcher({label: space.to_domain(dist) for label, dist in params.searched().items()}, seed)
+    else:
+        inner = _bayes(params, metric, mode, seed, max_runs)
+    decode = params.decode if spec.method == "bayes" else params.nest
+    return SweepSearcher(inner, decode=decode, metric=metric, mode=mode, max_runs=max_runs)
+
+
+def searcher_name(spec: SweepSpec) -> str:
+    """One line for `raysweep show`."""
+    if spec.method == "grid":
+        return f"grid ({len(grid_points(spec))} points)"
+    if spec.method == "random":
+        return "random"
+    return "bayes: GP (bayes_opt)" if _uses_gp(Params.of(spec)) else "bayes: TPE (hyperopt)"
