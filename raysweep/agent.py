@@ -20,14 +20,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
+from ray import cloudpickle
 from ray import tune
 
 from raysweep import runlog
 from raysweep.config import RunConfig
 from raysweep.errors import RaysweepError
 from raysweep.names import check_id, run_id_for
-from raysweep.runner import DEFAULT_OUT, SweepResult, run
+from raysweep.runner import DEFAULT_OUT, SweepResult, run, ship_by_value
 from raysweep.spec import SweepSpec, load_spec
 
 
@@ -62,6 +62,7 @@ def wandb_function_trainable(function: Callable[..., Any], sweep_id: str) -> Cal
     there.  A function that takes an argument gets the run config, like a
     raysweep function-mode trial.
     """
+    ship_by_value(function)
     payload = cloudpickle.dumps(function)
     takes_config = any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
                        for p in inspect.signature(function).parameters.values())

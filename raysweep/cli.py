@@ -101,9 +101,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _import_function(target: str) -> Callable[..., Any]:
-    """`module:function` from the current directory, shipped to Ray workers by value."""
-    import cloudpickle
-
+    """`module:function` from the current directory (sent to Ray workers by value)."""
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise RaysweepError(f"--function {target}: write it as module:function, e.g. train:main")
@@ -114,7 +112,6 @@ def _import_function(target: str) -> Callable[..., Any]:
         raise RaysweepError(f"--function {target}: cannot import {module_name}: {exc}") from exc
     if not callable(getattr(module, attr, None)):
         raise RaysweepError(f"--function {target}: {module_name} has no function {attr}")
-    cloudpickle.register_pickle_by_value(module)
     return getattr(module, attr)
 
 

@@ -47,8 +47,9 @@ def prepare_environment() -> None:
     """Set raysweep's Ray defaults; the user's own environment always wins."""
     for key, value in _RAY_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    # raysweep reports failed runs itself (progress lines, results table).
     for name in ("ray", "ray.tune", "ray.train", "ray.air"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None,

@@ -8,11 +8,13 @@ or a recorder (runlog), so each of those is tested on its own.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ray import cloudpickle
 import pandas as pd
 
 from ray import tune
@@ -83,6 +85,22 @@ def run_budget(spec: SweepSpec, count: int | None, already_done: int = 0) -> int
     return max(0, min(limits)) if limits else None
 
 
+def ship_by_value(fn: Callable[..., Any]) -> None:
+    """Make Ray send `fn`'s module to workers by value unless it is an installed package.
+
+    A user's training code (a script, a test module, a notebook cell) usually
+    cannot be imported by name on a Ray worker, least of all on another node;
+    installed packages can, and are better sent by reference.
+    """
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    if module is None or module.__name__ == "__main__":
+        return  # cloudpickle already sends __main__'s functions by value
+    origin = Path(getattr(module, "__file__", None) or "")
+    installed = any(part in ("site-packages", "dist-packages") for part in origin.parts)
+    if not installed and module.__name__.split(".")[0] != "raysweep":
+        cloudpickle.register_pickle_by_value(module)
+
+
 def function_trainable(train_fn: TrainFn) -> Callable[[dict[str, Any]], None]:
     """Wrap a user's `train(config)` as a Ray function trainable.
 
@@ -90,6 +108,8 @@ def function_trainable(train_fn: TrainFn) -> Callable[[dict[str, Any]], None]:
     reports with `raysweep.log` (or `ray.tune.report`); a dict it returns is
     reported as its last row, as Ray does for plain functions.
     """
+
+    ship_by_value(train_fn)
 
     def trainable(config: dict[str, Any]) -> None:
         returned = train_fn(RunConfig(config))

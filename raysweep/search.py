@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -267,13 +267,25 @@ def _bayes(params: Params, metric: str, mode: str, seed: int | None, max_runs: i
                           n_initial_points=initial_points(max_runs), random_state_seed=seed)
 
 
-def make_searcher(spec: SweepSpec, *, seed: int | None, max_runs: int | None) -> Searcher:
-    """The Ray searcher for the sweep's method; it stops after `max_runs` suggestions (None: never)."""
+def _point_key(config: Mapping[str, Any]) -> str:
+    """Identity of a whole grid point, as W&B's grid compares runs' configs with its points."""
+    return _yaml_key(plain(dict(config)))
+
+
+def make_searcher(spec: SweepSpec, *, seed: int | None, max_runs: int | None,
+                  exclude: Sequence[Mapping[str, Any]] = ()) -> Searcher:
+    """The Ray searcher for the sweep's method; it stops after `max_runs` suggestions (None: never).
+
+    `exclude` holds the configs of runs the sweep already has (a resumed
+    sweep, a second agent): a grid skips those points, as W&B's grid does.
+    """
     params = Params.of(spec)
     metric = spec.metric.name if spec.metric else None
     mode = spec.metric.mode if spec.metric else None
     if spec.method == "grid":
-        inner: Searcher = GridSearcher(_flat_grid(params))
+        done = {_point_key(config) for config in exclude}
+        points = [p for p in _flat_grid(params) if _point_key(params.nest(p)) not in done]
+        inner: Searcher = GridSearcher(points)
     elif spec.method == "random":
         inner = RandomSearcher({label: space.to_domain(dist) for label, dist in params.searched().items()}, seed)
     else:

@@ -1,0 +1,401 @@
+"""The sweep report: W&B's sweep views, offline, as one self-contained HTML file.
+
+W&B users judge a sweep by looking at it: parallel coordinates, parameter
+importance, the metric against time and the learning curves.  This module
+computes the data of each view from a run log (each view is a public function
+returning a DataFrame, for notebooks) and writes them into one HTML page whose
+small vanilla JavaScript (``report_assets/``) draws them as SVG, so the report
+opens on a machine without internet.  It reads a running sweep's log as it is.
+
+>>> raysweep.report("raysweep-runs/digits-mlp-3k9x2a7q")  # doctest: +SKIP
+PosixPath('raysweep-runs/digits-mlp-3k9x2a7q/report.html')
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from raysweep import runlog
+from raysweep.distributions import Categorical, Constant
+from raysweep.results import sort_best_first
+from raysweep.spec import SweepSpec, load_spec
+from raysweep.stopping import hyperband_milestones
+
+__all__ = ["Axis", "Sweep", "axes", "best_runs", "importance", "learning_curves",
+           "metric_vs_time", "open_sweep", "parallel_coordinates", "report"]
+
+#: Learning-curve points kept in a report, all runs together: 10,000 runs stay under ~10 MB.
+CURVE_POINTS = 200_000
+#: Runs the random forest is fit on at most (a bootstrap sample per tree), so 10,000 runs stay fast.
+FOREST_SAMPLES = 2_000
+BEST_RUNS = 10
+NO_SKLEARN = ("scikit-learn is not installed, so this table has correlation only; "
+              "`pip install scikit-learn` adds random-forest importance")
+_PLACEHOLDER = re.compile(r"__(CSS|JS|DATA|TITLE)__")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A run log read once for every view: its spec, sweep.json and runs (oldest first)."""
+
+    path: Path
+    spec: SweepSpec
+    info: dict[str, Any]
+    runs: pd.DataFrame
+
+    @property
+    def metric(self) -> str | None:
+        return self.spec.metric.name if self.spec.metric else None
+
+    def values(self) -> pd.Series:
+        """Each run's ``summary[metric]`` as floats (NaN where absent or not a number)."""
+        column = f"summary.{self.metric}"
+        if column not in self.runs:
+            return pd.Series(np.nan, index=self.runs.index, dtype=float)
+        return pd.to_numeric(self.runs[column], errors="coerce").astype(float)
+
+
+Source = str | os.PathLike[str] | Sweep
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A swept parameter as a plot axis: ``linear``, ``log`` or ``category``."""
+
+    column: str
+    label: str
+    kind: str
+    categories: tuple[str, ...] = ()
+
+
+def open_sweep(source: Source) -> Sweep:
+    """Read the run log at `source` (a `Sweep` is returned as it is)."""
+    if isinstance(source, Sweep):
+        return source
+    path = runlog.RunLog.open(source).path
+    with warnings.catch_warnings():  # the sweep file's warnings were shown when it ran
+        warnings.simplefilter("ignore")
+        spec = load_spec(path / "sweep.yaml", check_program=False)
+    info = json.loads((path / "sweep.json").read_text(encoding="utf-8"))
+    runs = runlog.load(path).sort_values("created_at", kind="stable").reset_index(drop=True)
+    return Sweep(path, spec, info, runs)
+
+
+def run_kind(runs: pd.DataFrame) -> pd.Series:
+    """``finished``, ``stopped`` (early), ``crashed`` (crashed, failed, killed) or ``running``."""
+    kind = runs["state"].map({"finished": "finished", "running": "running"}).fillna("crashed")
+    return kind.where(~runs["early_stopped"].eq(True), "stopped")
+
+
+def _label(value: Any) -> str:
+    """A categorical value as the text the report shows (JSON for non-strings: 16, true, [1, 2])."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def axes(source: Source) -> list[Axis]:
+    """The swept (non-constant) parameters that runs have, in W&B's order.
+
+    Categoricals are categories in the order the sweep file lists them; a
+    log-distributed parameter gets a log axis unless a run has a value <= 0
+    (a q_log_* parameter can round to 0).
+    """
+    sweep = open_sweep(source)
+    found = []
+    for path, dist in sweep.spec.flat_parameters().items():
+        column = "config." + ".".join(path)
+        if isinstance(dist, Constant) or column not in sweep.runs:
+            continue
+        values = sweep.runs[column].dropna()
+        numbers = pd.to_numeric(values, errors="coerce")
+        if isinstance(dist, Categorical) or numbers.isna().any() or values.map(
+                lambda v: isinstance(v, bool)).any():
+            given = [_label(v) for v in getattr(dist, "values", [])]
+            seen = [v for v in dict.fromkeys(values.map(_label)) if v not in given]
+            found.append(Axis(column, ".".join(path), "category", (*given, *sorted(seen))))
+        else:
+            log = "log" in dist.name and bool((numbers > 0).all())
+            found.append(Axis(column, ".".join(path), "log" if log else "linear"))
+    return found
+
+
+def parallel_coordinates(source: Source) -> pd.DataFrame:
+    """One row per run: id, name, kind, each swept ``config.<key>`` and ``summary.<metric>``.
+
+    Category parameters are given as the labels the axis shows, numbers as floats.
+    """
+    sweep = open_sweep(source)
+    frame = pd.DataFrame({"id": sweep.runs["id"], "name": sweep.runs["name"],
+                          "kind": run_kind(sweep.runs)})
+    for axis in axes(sweep):
+        column = sweep.runs[axis.column]
+        frame[axis.column] = column.map(_label, na_action="ignore") if axis.kind == "category" \
+            else pd.to_numeric(column, errors="coerce")
+    if sweep.metric:
+        frame[f"summary.{sweep.metric}"] = sweep.values()
+    return frame
+
+
+def _design(sweep: Sweep) -> tuple[pd.DataFrame, pd.Series]:
+    """Encoded parameters (one-hot categories, log10 of log parameters) and the finite metric."""
+    coordinates = parallel_coordinates(sweep)
+    y = sweep.values()
+    keep = np.isfinite(y)
+    parts = []
+    for axis in axes(sweep):
+        column = coordinates.loc[keep, axis.column]
+        if axis.kind == "category":
+            parts.append(pd.get_dummies(column, prefix=axis.label, prefix_sep=" = ", dtype=float))
+            continue
+        column = np.log10(column) if axis.kind == "log" else column
+        parts.append(column.fillna(column.median()).rename(axis.label))
+    x = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=y[keep].index)
+    return x, y[keep]
+
+
+def _pearson(x: pd.Series, y: pd.Series) -> float:
+    if len(x) < 2 or x.std() == 0 or y.std() == 0:
+        return math.nan
+    return float(np.corrcoef(x.to_numpy(float), y.to_numpy(float))[0, 1])
+
+
+def _forest_importance(x: pd.DataFrame, y: pd.Series) -> np.ndarray | None:
+    """Random-forest feature importance (impurity decrease, sums to 1); None without sklearn."""
+    try:
+        from sklearn.ensemble import RandomForestRegressor
+    except ImportError:
+        return None
+    if len(y) < 2 or x.shape[1] == 0:
+        return np.full(x.shape[1], math.nan)
+    forest = RandomForestRegressor(n_estimators=100, random_state=0, n_jobs=1,
+                                   max_samples=min(len(y), FOREST_SAMPLES))
+    forest.fit(x.to_numpy(float), y.to_numpy(float))
+    return forest.feature_importances_
+
+
+def importance(source: Source) -> pd.DataFrame:
+    """W&B's parameter-importance table: feature, importance, correlation; most important first.
+
+    A feature is a numeric parameter (log10 of a log-distributed one) or one
+    value of a categorical (``optimizer = adam``, one-hot).  Importance is a
+    random forest's (NaN when scikit-learn is missing: then sorted by
+    |correlation|); correlation is Pearson's with ``summary[metric]``, over the
+    runs that have a finite metric value.
+    """
+    x, y = _design(open_sweep(source))
+    forest = _forest_importance(x, y)
+    frame = pd.DataFrame({
+        "feature": list(x.columns),
+        "importance": np.full(x.shape[1], math.nan) if forest is None else forest,
+        "correlation": [_pearson(x[c], y) for c in x.columns]})
+    key = frame["importance"] if forest is not None else frame["correlation"].abs()
+    frame.attrs["note"] = None if forest is not None else NO_SKLEARN
+    return frame.assign(_key=key).sort_values("_key", ascending=False, na_position="last",
+                                              kind="stable").drop(columns="_key")
+
+
+def metric_vs_time(source: Source) -> pd.DataFrame:
+    """One row per run by creation: id, name, kind, created_at, elapsed (s), value, best_so_far."""
+    sweep = open_sweep(source)
+    created = sweep.runs["created_at"]
+    value = sweep.values()
+    finite = value.where(np.isfinite(value))
+    best = finite.cummax() if sweep.spec.metric and sweep.spec.metric.goal == "maximize" \
+        else finite.cummin()
+    return pd.DataFrame({"id": sweep.runs["id"], "name": sweep.runs["name"],
+                         "kind": run_kind(sweep.runs), "created_at": created,
+                         "elapsed": (created - created.min()).dt.total_seconds(),
+                         "value": value, "best_so_far": best.ffill()})
+
+
+def _metric_history(path: Path, metric: str) -> tuple[list[int], list[float]]:
+    """The run's steps and values of `metric` (a torn last line is not read yet)."""
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")[:-1]
+    except FileNotFoundError:
+        return [], []
+    steps, values = [], []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        value = row.get(metric)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            steps.append(row.get("_step", len(steps)))
+            values.append(float(value))
+    return steps, values
+
+
+def milestones(source: Source) -> list[int]:
+    """The ASHA rungs (W&B hyperband bands) runs are judged at; [] without early_terminate."""
+    terminate = open_sweep(source).spec.early_terminate
+    return hyperband_milestones(terminate) if terminate else []
+
+
+def learning_curves(source: Source, points_per_run: int | None = None) -> pd.DataFrame:
+    """Long table of ``summary[metric]``'s history: id, name, kind, iteration, step, value.
+
+    ``iteration`` counts the run's values of the metric (1, 2, ...), as W&B's
+    hyperband and raysweep's ASHA do, so the rungs (`milestones`) are on its
+    axis.  With `points_per_run`, longer runs are thinned evenly, keeping their
+    first and last points and those at rungs.
+    """
+    sweep = open_sweep(source)
+    rungs = milestones(sweep)
+    columns: dict[str, list[Any]] = {k: [] for k in ("id", "name", "kind", "iteration", "step",
+                                                      "value")}
+    for run_id, name, kind in zip(sweep.runs["id"], sweep.runs["name"], run_kind(sweep.runs)):
+        steps, values = _metric_history(sweep.path / "runs" / run_id / runlog.HISTORY,
+                                        sweep.metric or "")
+        keep = _thin(len(values), points_per_run, rungs)
+        for key, kept in (("id", [run_id] * len(keep)), ("name", [name] * len(keep)),
+                          ("kind", [kind] * len(keep)), ("iteration", keep + 1),
+                          ("step", np.asarray(steps, dtype=np.int64)[keep]),
+                          ("value", np.asarray(values, dtype=float)[keep])):
+            columns[key].extend(kept)
+    return pd.DataFrame(columns)
+
+
+def _thin(length: int, budget: int | None, rungs: list[int]) -> np.ndarray:
+    """Indices to keep of a curve: all, or `budget` evenly spaced plus the points at rungs."""
+    if budget is None or length <= budget:
+        return np.arange(length)
+    even = np.linspace(0, length - 1, max(budget, 2)).round().astype(int)
+    at_rungs = np.asarray([r - 1 for r in rungs if r <= length], dtype=int)
+    return np.union1d(even, at_rungs)
+
+
+def best_runs(source: Source, top: int = BEST_RUNS) -> pd.DataFrame:
+    """The `top` runs by ``summary[metric]`` (the sweep's goal) with their swept config."""
+    sweep = open_sweep(source)
+    metric = [f"summary.{sweep.metric}"] if sweep.metric else []
+    columns = ["name", "id", "state", "early_stopped", "stopped_at_rung", *metric, "runtime",
+               *(axis.column for axis in axes(sweep))]
+    ordered = sort_best_first(sweep.runs, sweep.spec)
+    return ordered.reindex(columns=columns).head(top).reset_index(drop=True)
+
+
+# --- the page -----------------------------------------------------------------------
+
+def _num(value: Any) -> float | None:
+    """A finite number rounded to 6 digits for the page (JSON has no NaN), else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return float(f"{number:.6g}") if math.isfinite(number) else None
+
+
+def _nums(values: Any) -> list[float | None]:
+    return [_num(v) for v in values]
+
+
+def _cell(value: Any) -> Any:
+    """A table cell for the page: a rounded number, a label, or None."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return _num(value)
+    return None if value is None else _label(value)
+
+
+def _about(sweep: Sweep) -> dict[str, Any]:
+    """The page's header: what sweep this is, how far it got, and its config as given."""
+    info, spec = sweep.info, sweep.spec
+    first = sweep.runs["created_at"].min() if len(sweep.runs) else None
+    return {"name": info.get("name"), "id": info.get("id"), "state": info.get("state"),
+            "method": spec.method, "path": str(sweep.path),
+            "metric": {"name": spec.metric.name, "goal": spec.metric.goal} if spec.metric else None,
+            "created_at": info.get("created_at"), "finished_at": info.get("finished_at"),
+            "first_run": None if first is None or pd.isna(first) else first.isoformat(),
+            "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "yaml": (sweep.path / "sweep.yaml").read_text(encoding="utf-8")}
+
+
+def _axis(axis: Axis, values: pd.Series) -> dict[str, Any]:
+    """An axis with each run's value: category index, or number."""
+    if axis.kind == "category":
+        index = {label: i for i, label in enumerate(axis.categories)}
+        column = [index.get(v) for v in values]
+    else:
+        column = _nums(values)
+    return {"label": axis.label, "kind": axis.kind, "categories": list(axis.categories),
+            "values": column}
+
+
+def _curves(sweep: Sweep) -> dict[str, Any]:
+    """Learning curves as ``[run index, iterations, values]``, thinned to `CURVE_POINTS`."""
+    budget = max(16, CURVE_POINTS // max(1, len(sweep.runs)))
+    curves = learning_curves(sweep, budget)
+    index = {run_id: i for i, run_id in enumerate(sweep.runs["id"])}
+    runs = [[index[run_id], group["iteration"].tolist(), _nums(group["value"])]
+            for run_id, group in curves.groupby("id", sort=False)]
+    return {"milestones": milestones(sweep), "runs": runs, "budget": budget}
+
+
+def _best_table(sweep: Sweep) -> dict[str, Any]:
+    best = best_runs(sweep)
+    state = [f"stopped at {int(rung)}" if stopped is True and pd.notna(rung) else state
+             for state, stopped, rung in zip(best["state"], best["early_stopped"],
+                                             best["stopped_at_rung"])]
+    best = best.drop(columns=["early_stopped", "stopped_at_rung"]).assign(state=state)
+    headers = [c.removeprefix("config.").removeprefix("summary.") for c in best.columns]
+    rows = [[_cell(v) for v in row] for row in best.itertuples(index=False)]
+    return {"columns": ["run" if h == "name" else h for h in headers], "rows": rows}
+
+
+def _payload(sweep: Sweep) -> dict[str, Any]:
+    """Everything the page draws, in columns aligned by run (oldest run first)."""
+    coordinates = parallel_coordinates(sweep)
+    timeline = metric_vs_time(sweep)
+    table = importance(sweep)
+    return {
+        "sweep": _about(sweep),
+        "runs": {"name": coordinates["name"].tolist(), "kind": coordinates["kind"].tolist(),
+                 "t": _nums(timeline["elapsed"]), "value": _nums(timeline["value"]),
+                 "best": _nums(timeline["best_so_far"]),
+                 "rung": _nums(sweep.runs["stopped_at_rung"])},
+        "axes": [_axis(axis, coordinates[axis.column]) for axis in axes(sweep)],
+        "importance": {"rows": [[f, _num(i), _num(c)] for f, i, c in
+                                table.itertuples(index=False)], "note": table.attrs["note"]},
+        "curves": _curves(sweep),
+        "best": _best_table(sweep),
+    }
+
+
+def render(source: Source) -> str:
+    """The report of the run log at `source` as one HTML page (scripts and styles inline)."""
+    sweep = open_sweep(source)
+    data = json.dumps(_payload(sweep), separators=(",", ":"), allow_nan=False)
+    assets = resources.files("raysweep") / "report_assets"
+    parts = {"CSS": (assets / "report.css").read_text(encoding="utf-8"),
+             "JS": (assets / "report.js").read_text(encoding="utf-8"),
+             "DATA": data.replace("<", "\\u003c"),  # no `</script>` inside the data
+             "TITLE": html.escape(f"{sweep.info.get('name') or 'sweep'} · raysweep report")}
+    template = (assets / "report.html").read_text(encoding="utf-8")
+    return _PLACEHOLDER.sub(lambda match: parts[match.group(1)], template)
+
+
+def report(directory: Source, path: str | os.PathLike[str] | None = None) -> Path:
+    """Write the HTML report of the run log `directory`; returns the file's path.
+
+    Args:
+        directory: a run-log directory (``raysweep-runs/<name>-<id>``), finished or running.
+        path: where to write it (default ``<directory>/report.html``).
+    """
+    sweep = open_sweep(directory)
+    target = Path(path) if path is not None else sweep.path / "report.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    runlog.write_atomic(target, render(sweep))
+    return target
