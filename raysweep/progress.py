@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ray import tune
 
+from raysweep.distributions import Constant
 from raysweep.names import run_id_for
 from raysweep.session import is_history
 
@@ -38,35 +39,43 @@ class ProgressCallback(tune.Callback):
         self._budget = budget
         self._stream = stream
         self._counts: Counter[str] = Counter()
+        self._constants = {".".join(path) for path, dist in spec.flat_parameters().items()
+                           if isinstance(dist, Constant)}
         self._last: dict[str, dict[str, Any]] = {}
         self._best: tuple[float, dict[str, Any]] | None = None
-
-    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._counts["running"] += 1
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
                         result: dict[str, Any], **info: Any) -> None:
         if is_history(result):
             self._last[trial.trial_id] = result
-        self._consider(result, trial.config)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        last = self._last.pop(trial.trial_id, {})
         rung = self._rung_of(trial.trial_id) if self._rung_of else None
-        self._end(trial, "early-stopped" if rung is not None else "finished", last,
-                  f" at iteration {rung}" if rung is not None else "")
+        detail = f" at iteration {rung}" if rung is not None else ""
+        self._end(trials, trial, "early-stopped" if rung is not None else "finished", detail)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._end(trial, "crashed", self._last.pop(trial.trial_id, {}), "")
+        self._end(trials, trial, "crashed", "")
 
-    def _consider(self, result: dict[str, Any], config: dict[str, Any]) -> None:
-        value = self._value(result)
-        if value is None or math.isnan(value):
-            return
-        better = self._best is None or (value < self._best[0] if self._metric.goal == "minimize"
-                                        else value > self._best[0])
-        if better:
-            self._best = (value, config)
+    def _end(self, trials: list[Trial], trial: Trial, state: str, detail: str) -> None:
+        """Count the run, judge its final metric (W&B's summary: the last value), print a line."""
+        last = self._last.pop(trial.trial_id, {})
+        self._counts[state] += 1
+        value = self._value(last)
+        if value is not None and not math.isnan(value) and self._is_better(value):
+            self._best = (value, trial.config)
+        done = sum(self._counts.values())
+        total = f"/{self._budget}" if self._budget is not None else ""
+        metric = f" {self._metric.name}={value:.4g}" if value is not None else ""
+        name = self._log.name_for(run_id_for(self._log.sweep_id, trial.trial_id))
+        running = sum(1 for t in trials if t.status == "RUNNING" and t is not trial)
+        print(f"[{done}{total}] {name} {state}{detail}{metric} | running {running}, "
+              f"{self._status()}", file=self._stream or sys.stdout, flush=True)
+
+    def _is_better(self, value: float) -> bool:
+        if self._best is None:
+            return True
+        return value < self._best[0] if self._metric.goal == "minimize" else value > self._best[0]
 
     def _value(self, result: dict[str, Any]) -> float | None:
         if self._metric is None:
@@ -74,24 +83,23 @@ class ProgressCallback(tune.Callback):
         value = result.get(self._metric.name)
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
-    def _end(self, trial: Trial, state: str, last: dict[str, Any], detail: str) -> None:
-        self._counts["running"] -= 1
-        self._counts[state] += 1
-        done = sum(n for key, n in self._counts.items() if key != "running")
-        total = f"/{self._budget}" if self._budget is not None else ""
-        value = self._value(last)
-        metric = f" {self._metric.name}={value:.4g}" if value is not None else ""
-        name = self._log.name_for(run_id_for(self._log.sweep_id, trial.trial_id))
-        print(f"[{done}{total}] {name} {state}{detail}{metric} | {self._status()}",
-              file=self._stream or sys.stdout, flush=True)
-
     def _status(self) -> str:
-        counts = ", ".join(f"{key} {self._counts[key]}"
-                           for key in ("running", "finished", "early-stopped", "crashed"))
+        counts = ", ".join(f"{key} {self._counts[key]}" for key in ("finished", "early-stopped", "crashed"))
         if self._best is None:
             return counts
-        config = ", ".join(f"{k}={_short(v)}" for k, v in self._best[1].items())
+        config = ", ".join(f"{k}={_short(v)}" for k, v in _flatten(self._best[1]).items()
+                           if k not in self._constants)
         return f"{counts} | best {self._metric.name}={self._best[0]:.4g} ({config})"
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _short(value: Any) -> str:

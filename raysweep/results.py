@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from raysweep.distributions import Constant
+
 if TYPE_CHECKING:
     from raysweep.spec import SweepSpec
 
@@ -56,7 +58,10 @@ def results_table(runs: pd.DataFrame, spec: SweepSpec, top: int | None = None) -
     ordered = sort_best_first(runs, spec)
     if top:
         ordered = ordered.head(top)
-    params = [c for c in ordered.columns if c.startswith("config.")][:_MAX_COLUMNS]
+    constants = {"config." + ".".join(path) for path, dist in spec.flat_parameters().items()
+                 if isinstance(dist, Constant)}
+    params = [c for c in ordered.columns
+              if c.startswith("config.") and c not in constants][:_MAX_COLUMNS]
     metric = [f"summary.{spec.metric.name}"] if spec.metric and \
         f"summary.{spec.metric.name}" in ordered else []
     table = pd.DataFrame({
