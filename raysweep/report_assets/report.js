@@ -27,7 +27,7 @@
   }
   function canvas(name, width, height) {
     var box = document.querySelector('[data-plot="' + name + '"]');
-    return svg("svg", { viewBox: "0 0 " + width + " " + height, role: "img" }, box);
+    return svg("svg", { viewBox: "0 0 " + width + " " + height, role: "img", class: "chart" }, box);
   }
   function note(name, text) { tag("p", { class: "note" }, document.querySelector('[data-plot="' + name + '"]'), text); }
   function finite(v) { return typeof v === "number" && isFinite(v); }
@@ -50,6 +50,7 @@
     if (lo === hi) { lo = log ? lo / 2 : lo - 1; hi = log ? hi * 2 : hi + 1; }
     var t = log ? Math.log10 : function (v) { return v; }, a = t(lo), b = t(hi);
     var f = function (v) { return r0 + (t(v) - a) / (b - a) * (r1 - r0); };
+    f.range0 = r0; f.range1 = r1; f.log = log;
     f.ticks = function (n) {
       if (!log) return niceTicks(lo, hi, n);
       var out = [];
@@ -80,8 +81,9 @@
     var s = scale(range.log, range.lo, range.hi, 0, 1);
     return function (v) { var t = s(Math.max(range.lo, Math.min(range.hi, v))); return maximize ? t : 1 - t; };
   }
-  function yAxis(root, y, x0, x1, n) {
-    var g = svg("g", { class: "grid" }, root);
+  function yAxis(root, y, x0, x1, n, label) {
+    var g = svg("g", { class: "grid" }, root), mid = (y.range0 + y.range1) / 2;
+    svg("text", { x: 14, y: mid, transform: "rotate(-90 14 " + mid + ")", "text-anchor": "middle", class: "muted" }, g, label + (y.log ? " (log)" : ""));
     y.ticks(n).forEach(function (v) {
       svg("line", { x1: x0, x2: x1, y1: y(v), y2: y(v) }, g);
       svg("text", { x: x0 - 6, y: y(v) + 4, "text-anchor": "end", class: "muted" }, g, fmt(v));
@@ -103,7 +105,8 @@
     var box = tag("div", { class: "legend" }, document.querySelector('[data-plot="' + name + '"]'));
     items.forEach(function (item) {
       var span = tag("span", {}, box);
-      tag("span", { class: "dot", style: "background:" + item[1] }, span);
+      if (item[2]) mark(svg("svg", { width: 12, height: 12, style: "display:inline;vertical-align:-1px;margin-right:5px;width:12px" }, span), item[2], 6, 6, item[0]);
+      else tag("span", { class: "dot", style: "background:" + item[1] }, span);
       span.appendChild(document.createTextNode(item[0]));
     });
   }
@@ -134,7 +137,7 @@
   function parallel() {
     var range = metric && valueRange(runs.value);
     if (!data.axes.length) return note("parallel", "The sweep has no swept parameters yet.");
-    var W = 1300, H = 430, top = 50, bottom = H - 24, left = 50, right = W - (range ? 120 : 40);
+    var W = 1300, H = 430, top = 50, bottom = H - 24, left = 50, right = W - (range ? 130 : 40);
     var root = canvas("parallel", W, H), cols = data.axes.slice();
     if (range) cols.push({ label: metric.name + (maximize ? " ↑" : " ↓"), kind: range.log ? "log" : "linear", values: runs.value, range: range });
     var step = (right - left) / Math.max(1, cols.length - 1);
@@ -155,7 +158,7 @@
       svg("title", {}, svg("path", { d: d, stroke: stroke, class: "run" }, lines), runs.name[i] + " · " + fmt(runs.value[i]));
     });
     cols.forEach(function (col) { drawAxis(root, col, top, bottom); });
-    if (range) colourBar(root, right + 34, top, bottom, range);
+    if (range) colourBar(root, right + 58, top, bottom);
   }
   function axisScale(col, top, bottom) {
     if (col.kind === "category") {
@@ -185,12 +188,12 @@
     if (dot > 0) svg("text", { x: col.x, y: top - 24, "text-anchor": "middle", class: "muted" }, g, col.label.slice(0, dot + 1));
     svg("text", { x: col.x, y: top - 10, "text-anchor": "middle", "font-weight": 600, "font-size": 12 }, g, col.label.slice(dot + 1) + (col.kind === "log" ? " (log)" : ""));
   }
-  function colourBar(root, x, top, bottom, range) {
+  function colourBar(root, x, top, bottom) {
     var grad = svg("linearGradient", { id: "ramp", x1: 0, x2: 0, y1: 1, y2: 0 }, svg("defs", {}, root));
     RAMP.forEach(function (c, i) { svg("stop", { offset: i / (RAMP.length - 1), "stop-color": c }, grad); });
     svg("rect", { x: x, y: top, width: 12, height: bottom - top, fill: "url(#ramp)", rx: 2 }, root);
-    svg("text", { x: x + 6, y: top - 8, "text-anchor": "middle", class: "muted" }, root, "best");
-    svg("text", { x: x + 6, y: bottom + 14, "text-anchor": "middle", class: "muted" }, root, "worst");
+    svg("text", { x: x + 18, y: top + 9, class: "muted" }, root, "best");
+    svg("text", { x: x + 18, y: bottom, class: "muted" }, root, "worst");
   }
 
   // --- parameter importance ----------------------------------------------------------
@@ -224,10 +227,9 @@
     var W = 640, H = 340, L = 58, R = W - 14, T = 12, B = H - 46;
     var root = canvas("timeline", W, H), tmax = Math.max.apply(null, runs.t.filter(finite).concat([1]));
     var unit = tmax < 120 ? [1, "s"] : tmax < 7200 ? [60, "min"] : [3600, "h"];
-    var x = scale(false, 0, tmax / unit[0], L, R), y = scale(range.log, range.lo, range.hi, B, T);
-    x.range0 = L; x.range1 = R;
-    yAxis(root, y, L, R, 5);
-    xAxis(root, x, T, B, x.ticks(6), "time since the first run (" + unit[1] + ")" + (data.sweep.first_run ? ", started " + data.sweep.first_run.slice(0, 16).replace("T", " ") + " UTC" : ""));
+    var x = scale(false, -0.02 * tmax / unit[0], 1.03 * tmax / unit[0], L, R), y = scale(range.log, range.lo, range.hi, B, T);
+    yAxis(root, y, L, R, 5, metric.name);
+    xAxis(root, x, T, B, x.ticks(6).filter(function (v) { return v >= 0; }), "time since the first run (" + unit[1] + ")" + (data.sweep.first_run ? ", started " + data.sweep.first_run.slice(0, 16).replace("T", " ") + " UTC" : ""));
     var area = clip(root, "clip-timeline", L, T - 4, R - L, B - T + 8), d = "";
     runs.best.forEach(function (b, i) {
       if (!finite(b)) return;
@@ -236,7 +238,7 @@
     });
     if (d) svg("path", { d: d + "H" + R, fill: "none", stroke: "#1f2430", "stroke-width": 1.8 }, area);
     runs.value.forEach(function (v, i) { mark(finite(v) ? area : root, runs.kind[i], x(runs.t[i] / unit[0]), finite(v) ? y(Math.max(range.lo, Math.min(range.hi, v))) : B + 2, runs.name[i] + " · " + fmt(v)); });
-    legend("timeline", kindsPresent().map(function (k) { return [KINDS[k], COLOURS[k]]; }).concat([["best so far", "#1f2430"]]));
+    legend("timeline", kindsPresent().map(function (k) { return [KINDS[k], COLOURS[k], k]; }).concat([["best so far", "#1f2430"]]));
   }
   // finished ●, early-stopped ▼, crashed ✕ (on the axis when it has no value), running ○
   function mark(parent, kind, px, py, title) {
@@ -259,8 +261,7 @@
     var W = 1300, H = 400, L = 58, R = W - 16, T = 24, B = H - 46;
     var root = canvas("curves", W, H), logX = maxIt > 200 && rungs.length > 2;
     var x = scale(logX, 1, Math.max(maxIt, 2), L, R), y = scale(range.log, range.lo, range.hi, B, T);
-    x.range0 = L; x.range1 = R;
-    yAxis(root, y, L, R, 6);
+    yAxis(root, y, L, R, 6, metric ? metric.name : "");
     xAxis(root, x, T, B, x.ticks(10).filter(function (v) { return v >= 1; }), "iteration" + (logX ? " (log)" : ""));
     drawRungs(root, x, rungs, T, B);
     var area = clip(root, "clip-curves", L, T, R - L, B - T), opacity = Math.max(0.12, Math.min(0.8, 6 / Math.sqrt(c.runs.length)));
@@ -317,7 +318,7 @@
     try { draw(); } catch (error) { window.onerror(draw.name + ": " + error, "", 0); }
   });
   var plots = document.querySelectorAll("[data-plot]"), drawn = [], empty = [];
-  plots.forEach(function (p) { (p.querySelector("svg > *, table tr") ? drawn : empty).push(p.dataset.plot); });
+  plots.forEach(function (p) { (p.querySelector("svg.chart > *, table tr") ? drawn : empty).push(p.dataset.plot); });
   document.body.dataset.plots = plots.length;
   document.body.dataset.drawn = drawn.join(",");
   document.body.dataset.empty = empty.join(",");
