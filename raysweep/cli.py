@@ -18,6 +18,7 @@ from typing import Any
 from raysweep.errors import RaysweepError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +33,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="fractions pack runs on one GPU: 0.25 runs four per GPU")
     parser.add_argument("--max-concurrent", type=int, help="at most N runs at once")
     parser.add_argument("--seed", type=int, help="seed of the searcher's suggestions")
-    parser.add_argument("--max-failures", type=int, default=0, help="retries of a crashed run")
+    parser.add_argument("--max-failures", type=int, default=2,
+                        help="retries of a crashed run, e.g. when its node is lost (default: %(default)s)")
+    parser.add_argument("--storage", metavar="PATH|URI",
+                        help="where Ray keeps the sweep's state for --resume: a shared path, s3://... "
+                             "or gs://... (default: inside the run log)")
     parser.add_argument("--run-timeout", type=float, help="kill a program run after this many seconds")
     parser.add_argument("--kill-grace", type=float, default=30.0,
                         help="seconds between SIGTERM and SIGKILL when a run is stopped")
@@ -122,7 +127,7 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         count=args.count, address=args.address, out=args.out, seed=args.seed,
         resources=Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent),
         verbose=args.verbose, max_failures=args.max_failures, run_timeout=args.run_timeout,
-        kill_grace=args.kill_grace)
+        kill_grace=args.kill_grace, storage=args.storage)
 
 
 def _print_result(result: Any, top: int | None) -> None:
@@ -136,14 +141,22 @@ def _print_result(result: Any, top: int | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from raysweep.runner import run
-
     if not args.sweep and not args.resume:
         raise RaysweepError("run: give a sweep file, or --resume DIR")
     train_fn = _import_function(args.function) if args.function else None
     sweep = _load(args.sweep) if args.sweep else None
+    if args.resume:
+        from raysweep.runlog import RunLog
+
+        RunLog.open(args.resume)  # a directory that is not a run log is refused before Ray starts
+    from raysweep.runner import run  # imports Ray Tune and the searchers: seconds, so after the checks
+
     result = run(sweep, train_fn, resume=args.resume, **_run_kwargs(args))
     _print_result(result, args.top)
+    if result.state == "cancelled":
+        print(f"raysweep: interrupted; resume with `raysweep run --resume {result.path}`",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -164,14 +177,14 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from raysweep.agent import sweep
+    from raysweep.notebook import sweep
 
     print(sweep(_load(args.sweep), out=args.out))
     return 0
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from raysweep.agent import agent
+    from raysweep.notebook import agent
 
     train_fn = _import_function(args.function) if args.function else None
     result = agent(args.sweep_id, function=train_fn, **_run_kwargs(args))
@@ -202,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("raysweep: interrupted; resume with `raysweep run --resume DIR`", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

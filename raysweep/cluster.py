@@ -10,6 +10,9 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from raysweep.errors import ClusterError
 
@@ -25,6 +28,10 @@ _RAY_ENV_DEFAULTS = {
     "RAY_DEDUP_LOGS": "0",
     # Programs run in the directory the user launched from, as with `wandb agent`.
     "RAY_CHDIR_TO_TRIAL_DIR": "0",
+    # Save the experiment state at every step, not every 10 s or more: `--resume` after the
+    # driver was killed must know every run the run log has seen start or end, or it runs
+    # finished runs again and starts started ones under new ids.
+    "TUNE_GLOBAL_CHECKPOINT_S": "0",
 }
 
 
@@ -37,6 +44,7 @@ class ClusterInfo:
     cpus: float
     gpus: float
     node_resources: tuple[tuple[float, float], ...]  # (CPUs, GPUs) of each node
+    node_types: tuple[tuple[float, float], ...] = ()  # (CPUs, GPUs) of nodes an autoscaler may add
 
     def describe(self) -> str:
         return (f"Ray at {self.address}: {self.nodes} node{'s' if self.nodes != 1 else ''}, "
@@ -67,13 +75,24 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
         kwargs: dict = {"log_to_driver": False, "logging_level": logging.ERROR,
                         "configure_logging": True}
         if address is None:
+            # "local": a fresh instance, never a cluster someone else started on this machine.
+            address = "local"
             kwargs.update(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
                           dashboard_host=dashboard_host)
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ClusterError(f"cannot connect to Ray at {address!r}: {exc}") from exc
+            raise ClusterError(f"cannot connect to Ray at {address!r}: {exc}{_auth_hint(address)}") from exc
     return cluster_info()
+
+
+def _auth_hint(address: str | None) -> str:
+    """Ray 2.60 clusters want a token; a client joining by an explicit address sends none unless told to."""
+    if address in (None, "local") or os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return ""
+    return ("; if the cluster uses token authentication (new clusters in Ray 2.60 do), set "
+            "RAY_AUTH_MODE=token and give the cluster's token in ~/.ray/auth_token, "
+            "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN")
 
 
 def cluster_info() -> ClusterInfo:
@@ -85,14 +104,39 @@ def cluster_info() -> ClusterInfo:
     per_node = tuple((n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0)) for n in nodes)
     return ClusterInfo(address=ray.get_runtime_context().gcs_address, nodes=len(nodes),
                        cpus=totals.get("CPU", 0.0), gpus=totals.get("GPU", 0.0),
-                       node_resources=per_node)
+                       node_resources=per_node, node_types=autoscaled_node_types())
+
+
+#: Where Ray's cluster launcher leaves the autoscaler's config on the head (Ray Tune reads it too).
+BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
+
+
+def autoscaled_node_types() -> tuple[tuple[float, float], ...]:
+    """(CPUs, GPUs) of the worker types the cluster launcher's autoscaler may start.
+
+    A cluster from `cluster.yaml` starts with no GPU workers: a trial fits
+    if the autoscaler can add a node for it.  A type whose resources are not
+    written out is taken as big enough, since only the cloud knows its size.
+    """
+    try:
+        config = yaml.safe_load(Path(BOOTSTRAP_CONFIG).expanduser().read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return ()
+    found = []
+    for node_type in (config.get("available_node_types") or {}).values():
+        if node_type.get("max_workers", 0) > 0:
+            resources = node_type.get("resources")
+            found.append((float(resources.get("CPU", 0)), float(resources.get("GPU", 0)))
+                         if resources else (float("inf"), float("inf")))
+    return tuple(found)
 
 
 def check_fits(info: ClusterInfo, cpus_per_trial: float, gpus_per_trial: float) -> None:
     """Refuse a trial size no node can hold: Ray would leave it pending forever."""
-    if any(cpus_per_trial <= cpus and gpus_per_trial <= gpus for cpus, gpus in info.node_resources):
+    nodes = info.node_resources + info.node_types
+    if any(cpus_per_trial <= cpus and gpus_per_trial <= gpus for cpus, gpus in nodes):
         return
-    offered = ", ".join(f"{c:g} CPUs/{g:g} GPUs" for c, g in info.node_resources) or "no nodes"
+    offered = ", ".join(f"{c:g} CPUs/{g:g} GPUs" for c, g in nodes) or "no nodes"
     raise ClusterError(
         f"a trial asks for {cpus_per_trial:g} CPUs and {gpus_per_trial:g} GPUs, but no node of the "
         f"cluster has that much ({offered}); lower --cpus-per-trial/--gpus-per-trial or add a "

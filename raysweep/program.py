@@ -36,6 +36,7 @@ last lines; a program that exits 0 without logging raises `ProgramSilent`.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -334,7 +335,8 @@ class _Child:
 class _OutputPump(threading.Thread):
     """Copies the program's output, line by line, to output.log and (verbose) to `echo`; keeps the tail."""
 
-    def __init__(self, stream: IO[bytes], output: Path | None, echo: Callable[[str], None] | None) -> None:
+    def __init__(self, stream: IO[bytes], output: Path | IO[bytes] | None,
+                 echo: Callable[[str], None] | None) -> None:
         super().__init__(daemon=True)
         self._stream, self._output, self._echo = stream, output, echo
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -351,8 +353,8 @@ class _OutputPump(threading.Thread):
                     sink = self._write(sink, line)
 
     def _open_sink(self) -> IO[bytes] | None:
-        if self._output is None:
-            return None
+        if not isinstance(self._output, Path):
+            return self._output
         try:
             self._output.parent.mkdir(parents=True, exist_ok=True)
             return open(self._output, "ab", buffering=0)  # noqa: SIM115 - closed by run()
@@ -372,7 +374,8 @@ class _OutputPump(threading.Thread):
 
 
 def run_child(command: Sequence[str], *, env: Mapping[str, str], cwd: str, kill_grace: float,
-              reporter: Reporter, output: Path | None = None, echo: Callable[[str], None] | None = None,
+              reporter: Reporter, output: Path | IO[bytes] | None = None,
+              echo: Callable[[str], None] | None = None,
               timeout: float | None = None) -> ChildExit:
     """Run `command` to its end, feeding each row it sends to `reporter`.
 
@@ -444,6 +447,61 @@ class _Launch:
     verbose: bool
     wandb_dir: str
     report: ReportFn | None
+    driver_node: str | None = None
+
+
+class _Courier(io.RawIOBase):
+    """Carries a run's output to the driver inside Ray results, for a run on another node.
+
+    The run log lives on the driver's machine, out of reach of a worker
+    elsewhere: the output pump writes here instead of output.log, and the
+    training thread sends what has gathered as ``_raysweep: {"output": ...}``,
+    which `RunLogCallback` appends to output.log.  Output rides in a result of
+    its own (``history: False``, repeating the last row so the trial's last
+    result still holds the metric), after each row and once the program ended.
+    """
+
+    def __init__(self, report: ReportFn) -> None:
+        super().__init__()
+        self._report, self._last = report, {}
+        self._chunks: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        with self._lock:
+            self._chunks.append(bytes(data))
+        return len(data)
+
+    def report(self, row: dict[str, Any] | None, *, summary: dict[str, Any] | None = None) -> None:
+        """Report like `launch.report`, then send the output gathered so far."""
+        self._report(row, summary=summary)
+        if row is not None:
+            self._last = {k: v for k, v in row.items() if not k.startswith("_")}
+        self.send()
+
+    def send(self) -> None:
+        from ray import tune
+
+        from raysweep.session import META_KEY
+
+        with self._lock:
+            data, self._chunks = b"".join(self._chunks), []
+        if data:
+            tune.report({**self._last, META_KEY: {"history": False, "output": data.decode("utf-8", "replace")}})
+
+
+def _node_id() -> str | None:
+    """The Ray node this process runs on; None outside Ray."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    with suppress(Exception):  # e.g. a Ray Client driver has no node of its own
+        return ray.get_runtime_context().get_node_id()
+    return None
 
 
 def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str], kill_grace: float = 30.0, *,
@@ -463,7 +521,8 @@ def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str
         nesting=nesting_of(spec.parameters),
         project=spec.project, entity=spec.entity, sweep_id=sweep_id, cwd=cwd, kill_grace=kill_grace,
         runs_dir=os.path.abspath(runs_dir) if runs_dir else None, run_timeout=run_timeout, verbose=verbose,
-        wandb_dir=os.path.abspath(wandb_dir or os.environ.get("WANDB_DIR") or cwd), report=report)
+        wandb_dir=os.path.abspath(wandb_dir or os.environ.get("WANDB_DIR") or cwd), report=report,
+        driver_node=_node_id())
 
     def trainable(config: dict[str, Any]) -> None:
         _run_trial(launch, config)
@@ -484,9 +543,16 @@ def _run_trial(launch: _Launch, config: dict[str, Any]) -> None:
     env = agent_env(os.environ, project=launch.project, entity=launch.entity, **ids)
     command = build_command(launch.command, launch.program, values, interpreter=sys.executable,
                             environ=env, **ids)
-    output = Path(launch.runs_dir, run_id, "output.log") if launch.runs_dir else None
+    report = launch.report or report_row
+    remote = launch.runs_dir is not None and launch.driver_node not in (None, _node_id())
+    courier = _Courier(report) if remote else None
+    output = Path(launch.runs_dir, run_id, "output.log") if launch.runs_dir and not remote else courier
     echo = (lambda text: print(f"{run_id}: {text}", end="", flush=True)) if launch.verbose else None
-    ended = run_child(command, env=env, cwd=launch.cwd, kill_grace=launch.kill_grace,
-                      reporter=Reporter(launch.report or report_row), output=output, echo=echo,
+    # A node that did not get the launch directory (a job's working_dir) runs in its own copy.
+    cwd = launch.cwd if os.path.isdir(launch.cwd) else os.getcwd()
+    ended = run_child(command, env=env, cwd=cwd, kill_grace=launch.kill_grace,
+                      reporter=Reporter(courier.report if courier else report), output=output, echo=echo,
                       timeout=launch.run_timeout)
+    if courier:
+        courier.send()
     ended.check()

@@ -35,7 +35,8 @@ from raysweep.spec import SweepSpec, load_spec
 from raysweep.stopping import hyperband_milestones
 
 __all__ = ["Axis", "Sweep", "axes", "best_runs", "importance", "learning_curves",
-           "metric_vs_time", "open_sweep", "parallel_coordinates", "report"]
+           "metric_vs_time", "milestones", "open_sweep", "parallel_coordinates", "render",
+           "report", "run_kind"]
 
 #: Learning-curve points kept in a report, all runs together: 10,000 runs stay under ~10 MB.
 CURVE_POINTS = 200_000
@@ -119,14 +120,12 @@ def axes(source: Source) -> list[Axis]:
         if isinstance(dist, Constant) or column not in sweep.runs:
             continue
         values = sweep.runs[column].dropna()
-        numbers = pd.to_numeric(values, errors="coerce")
-        if isinstance(dist, Categorical) or numbers.isna().any() or values.map(
-                lambda v: isinstance(v, bool)).any():
-            given = [_label(v) for v in getattr(dist, "values", [])]
+        if isinstance(dist, Categorical):
+            given = [_label(v) for v in dist.values]
             seen = [v for v in dict.fromkeys(values.map(_label)) if v not in given]
             found.append(Axis(column, ".".join(path), "category", (*given, *sorted(seen))))
         else:
-            log = "log" in dist.name and bool((numbers > 0).all())
+            log = "log" in dist.name and bool((pd.to_numeric(values, errors="coerce") > 0).all())
             found.append(Axis(column, ".".join(path), "log" if log else "linear"))
     return found
 
@@ -220,23 +219,39 @@ def metric_vs_time(source: Source) -> pd.DataFrame:
                          "value": value, "best_so_far": best.ffill()})
 
 
-def _metric_history(path: Path, metric: str) -> tuple[list[int], list[float]]:
-    """The run's steps and values of `metric` (a torn last line is not read yet)."""
+def _rows(path: Path) -> list[dict[str, Any]]:
+    """A run's history rows; the torn last line of a running run is not read yet.
+
+    The complete lines are parsed as one JSON array (ten times faster than line by
+    line for 10,000 runs); a file with a bad line is read line by line, skipping it.
+    """
     try:
         lines = path.read_text(encoding="utf-8").split("\n")[:-1]
     except FileNotFoundError:
-        return [], []
-    steps, values = [], []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        value = row.get(metric)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            steps.append(row.get("_step", len(steps)))
-            values.append(float(value))
-    return steps, values
+        return []
+    try:
+        rows = json.loads("[" + ",".join(lines) + "]")
+    except json.JSONDecodeError:
+        rows = [_json_or_none(line) for line in lines]
+    return [row for row in rows if isinstance(row, dict)]
+
+
+def _json_or_none(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
+def _curve(sweep: Sweep, run_id: str, budget: int | None,
+           rungs: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Iterations, steps and values of the run's metric, thinned to `budget` points."""
+    rows = [row for row in _rows(sweep.path / "runs" / run_id / runlog.HISTORY)
+            if isinstance(row.get(sweep.metric), (int, float))
+            and not isinstance(row.get(sweep.metric), bool)]
+    keep = _thin(len(rows), budget, rungs)
+    steps = np.asarray([rows[i].get("_step", i) for i in keep], dtype=np.int64)
+    return keep + 1, steps, np.asarray([float(rows[i][sweep.metric]) for i in keep])
 
 
 def milestones(source: Source) -> list[int]:
@@ -255,18 +270,14 @@ def learning_curves(source: Source, points_per_run: int | None = None) -> pd.Dat
     """
     sweep = open_sweep(source)
     rungs = milestones(sweep)
-    columns: dict[str, list[Any]] = {k: [] for k in ("id", "name", "kind", "iteration", "step",
-                                                      "value")}
-    for run_id, name, kind in zip(sweep.runs["id"], sweep.runs["name"], run_kind(sweep.runs)):
-        steps, values = _metric_history(sweep.path / "runs" / run_id / runlog.HISTORY,
-                                        sweep.metric or "")
-        keep = _thin(len(values), points_per_run, rungs)
-        for key, kept in (("id", [run_id] * len(keep)), ("name", [name] * len(keep)),
-                          ("kind", [kind] * len(keep)), ("iteration", keep + 1),
-                          ("step", np.asarray(steps, dtype=np.int64)[keep]),
-                          ("value", np.asarray(values, dtype=float)[keep])):
-            columns[key].extend(kept)
-    return pd.DataFrame(columns)
+    parts = [(run_id, name, kind, *_curve(sweep, run_id, points_per_run, rungs)) for
+             run_id, name, kind in zip(sweep.runs["id"], sweep.runs["name"], run_kind(sweep.runs))]
+    lengths = [len(part[3]) for part in parts]
+    return pd.DataFrame({
+        **{key: np.repeat([part[i] for part in parts], lengths).astype(object)
+           for i, key in enumerate(("id", "name", "kind"))},
+        **{key: np.concatenate([part[i] for part in parts]) if parts else []
+           for i, key in enumerate(("iteration", "step", "value"), start=3)}})
 
 
 def _thin(length: int, budget: int | None, rungs: list[int]) -> np.ndarray:
@@ -337,22 +348,22 @@ def _axis(axis: Axis, values: pd.Series) -> dict[str, Any]:
 def _curves(sweep: Sweep) -> dict[str, Any]:
     """Learning curves as ``[run index, iterations, values]``, thinned to `CURVE_POINTS`."""
     budget = max(16, CURVE_POINTS // max(1, len(sweep.runs)))
-    curves = learning_curves(sweep, budget)
-    index = {run_id: i for i, run_id in enumerate(sweep.runs["id"])}
-    runs = [[index[run_id], group["iteration"].tolist(), _nums(group["value"])]
-            for run_id, group in curves.groupby("id", sort=False)]
-    return {"milestones": milestones(sweep), "runs": runs, "budget": budget}
+    rungs = milestones(sweep)
+    curves = [(i, _curve(sweep, run_id, budget, rungs)) for i, run_id in enumerate(sweep.runs["id"])]
+    return {"milestones": rungs, "budget": budget,
+            "runs": [[i, iterations.tolist(), _nums(values)]
+                     for i, (iterations, _, values) in curves if len(values)]}
 
 
 def _best_table(sweep: Sweep) -> dict[str, Any]:
     best = best_runs(sweep)
-    state = [f"stopped at {int(rung)}" if stopped is True and pd.notna(rung) else state
-             for state, stopped, rung in zip(best["state"], best["early_stopped"],
-                                             best["stopped_at_rung"])]
+    state = [state if pd.isna(rung) else f"stopped at {int(rung)}"
+             for state, rung in zip(best["state"], best["stopped_at_rung"])]
     best = best.drop(columns=["early_stopped", "stopped_at_rung"]).assign(state=state)
-    headers = [c.removeprefix("config.").removeprefix("summary.") for c in best.columns]
-    rows = [[_cell(v) for v in row] for row in best.itertuples(index=False)]
-    return {"columns": ["run" if h == "name" else h for h in headers], "rows": rows}
+    names = {"name": "run", "runtime": "runtime (s)"}
+    headers = [names.get(c, c.removeprefix("config.").removeprefix("summary.")) for c in best]
+    return {"columns": headers, "rows": [[_cell(v) for v in row]
+                                         for row in best.itertuples(index=False)]}
 
 
 def _payload(sweep: Sweep) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import math
 import os
@@ -209,6 +210,7 @@ class _Run:
     config: dict[str, Any]
     metadata: dict[str, Any]
     summary: dict[str, Any] = field(default_factory=dict)
+    nonfinite: int = 0  # NaN/inf values of the sweep metric this attempt logged
 
 
 class RunLog:
@@ -297,6 +299,8 @@ class RunLog:
         row.setdefault("_runtime", now - run.started)
         row.setdefault("_timestamp", now)
         _append(self.run_dir(run_id) / HISTORY, (_dumps(row) + "\n").encode(), lines=True)
+        value = row.get(self._metric) if self._metric else None
+        run.nonfinite += isinstance(value, float) and not math.isfinite(value)
         self._set_summary(run_id, run, row)
 
     def update_summary(self, run_id: str, values: Mapping[str, Any]) -> None:
@@ -335,7 +339,8 @@ class RunLog:
         write_atomic(self.run_dir(run_id) / METADATA, _dumps(run.metadata))
         record = _record(run_id, run, state, round(time.time() - run.started, 3),
                          early_stopped=early_stopped or stopped_at_rung is not None,
-                         stopped_at_rung=stopped_at_rung, error=error, exit_code=exit_code)
+                         stopped_at_rung=stopped_at_rung, error=error, exit_code=exit_code,
+                         warning=_metric_warning(run, self._metric))
         self._write_record(record)
         del self._runs[run_id]
         sweep = self._read_sweep()
@@ -360,6 +365,11 @@ class RunLog:
                            "run_count": len(self._run_ids()),
                            "best_run": _best(self.finished_runs(), sweep.get("metric")),
                            **to_plain(fields)})
+
+    @functools.cached_property
+    def _metric(self) -> str | None:
+        """The sweep metric's name (runs that cannot be ranked by it get a warning)."""
+        return (self._read_sweep().get("metric") or {}).get("name")
 
     def update_sweep(self, **fields: Any) -> None:
         """Set fields of sweep.json (``ray_experiment_path``; ``state="running"`` on resume)."""
@@ -449,9 +459,24 @@ def _record(run_id: str, run: _Run, state: str, runtime: float | None,
     meta = run.metadata
     return {"id": run_id, "name": run.name, "state": state, "early_stopped": False,
             "stopped_at_rung": None, "created_at": run.created_at, "runtime": runtime,
-            "exit_code": None, "error": None, "attempts": meta.get("attempt", 1),
+            "exit_code": None, "error": None, "warning": None, "attempts": meta.get("attempt", 1),
             "host": meta.get("host"), "node_ip": meta.get("node_ip"), **ending,
             "config": run.config, "summary": run.summary}
+
+
+def _metric_warning(run: _Run, metric: str | None) -> str | None:
+    """Why the sweep metric cannot rank this run, if it cannot: NaN/inf values, or none."""
+    if metric is None:
+        return None
+    if run.nonfinite:
+        return (f"logged {run.nonfinite} NaN or infinite value(s) of the sweep metric {metric!r}; "
+                "the searcher and early stopping counted them as the worst value")
+    if _score({"summary": run.summary}, metric) is None:
+        logged = sorted(k for k in run.summary if not k.startswith("_"))
+        return (f"never logged the sweep metric {metric!r} (it logged: {', '.join(logged) or 'nothing'}); "
+                "the searcher counted it as failed and early stopping never judged it: "
+                f"log {metric!r} or fix metric.name")
+    return None
 
 
 def _score(record: Mapping[str, Any], metric: str) -> float | None:
@@ -483,7 +508,7 @@ def best_run(runs: RunLog | str | os.PathLike[str] | list[dict[str, Any]], metri
 
 #: The columns `load` always has, before ``config.*`` and ``summary.*``.
 COLUMNS = ["id", "name", "state", "early_stopped", "stopped_at_rung", "created_at", "runtime",
-           "exit_code", "error"]
+           "exit_code", "error", "warning"]
 
 
 def load(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -7,10 +7,12 @@ or a recorder (runlog), so each of those is tested on its own.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,9 @@ from ray.tune.error import TuneError
 from ray.tune.search import Searcher
 
 from raysweep import cluster, runlog, search, stopping
-from raysweep.errors import RunLogError
+from raysweep.errors import ClusterError, RunLogError
 from raysweep.config import RunConfig
+from raysweep.interrupt import catch_interrupt
 from raysweep.progress import ProgressCallback
 from raysweep.results import sort_best_first
 from raysweep.session import report_row
@@ -46,15 +49,36 @@ class Resources:
     def as_ray(self) -> dict[str, float]:
         return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
 
-    def describe(self, info: cluster.ClusterInfo) -> str:
-        """The packing a sweep runs with, e.g. `2 runs at once (1 CPU, 0.5 GPU each)`."""
+    def slots(self, info: cluster.ClusterInfo) -> int | None:
+        """How many runs the cluster's resources hold at once (None: no limit)."""
         slots = [info.cpus / self.cpus_per_trial if self.cpus_per_trial else float("inf"),
                  info.gpus / self.gpus_per_trial if self.gpus_per_trial else float("inf")]
         if self.max_concurrent:
             slots.append(self.max_concurrent)
-        at_once = int(min(slots)) if min(slots) != float("inf") else "unlimited"
-        return (f"up to {at_once} runs at once ({self.cpus_per_trial:g} CPU, "
-                f"{self.gpus_per_trial:g} GPU each)")
+        return int(min(slots)) if min(slots) != float("inf") else None
+
+    def describe(self, info: cluster.ClusterInfo) -> str:
+        """The packing a sweep runs with, e.g. `2 runs at once (1 CPU, 0.5 GPU each)`."""
+        at_once = self.slots(info)
+        return (f"up to {'unlimited' if at_once is None else at_once} runs at once "
+                f"({self.cpus_per_trial:g} CPU, {self.gpus_per_trial:g} GPU each)")
+
+
+#: Ray's cap on trials waiting for resources; 1 for searchers like raysweep's, unless set.
+PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
+_USER_SET_PENDING = PENDING_ENV in os.environ
+
+
+def allow_pending(resources: Resources, info: cluster.ClusterInfo) -> None:
+    """Let Ray place as many trials at once as the cluster holds, not one at a time.
+
+    With one pending trial a sweep fills a cluster one trial per scheduling
+    round (and an autoscaler sees demand for one node at a time); a full
+    wave keeps bayes suggestions at most one wave ahead of the results.
+    """
+    slots = resources.slots(info)
+    if not _USER_SET_PENDING and slots:
+        os.environ[PENDING_ENV] = str(slots)
 
 
 @dataclass
@@ -129,9 +153,11 @@ class Settings:
     seed: int | None = None
     verbose: bool = False
     progress: bool = True
-    max_failures: int = 0
+    max_failures: int = 2
     run_timeout: float | None = None
     kill_grace: float = 30.0
+    storage: str | None = None
+    reuse_actors: bool | None = None  # None: reuse unless the cluster has (or may add) other nodes
 
 
 def _make_trainable(spec: SweepSpec, log: runlog.RunLog, train_fn: TrainFn | None,
@@ -148,7 +174,8 @@ def _make_trainable(spec: SweepSpec, log: runlog.RunLog, train_fn: TrainFn | Non
 
 
 def _tuner(spec: SweepSpec, log: runlog.RunLog, trainable: Callable[[dict[str, Any]], None],
-           settings: Settings, budget: int | None, searcher: Searcher, experiment: str) -> tune.Tuner:
+           settings: Settings, budget: int | None, searcher: Searcher,
+           experiment: tuple[str, str]) -> tune.Tuner:
     """A new Tuner for the sweep, recording into `log`.
 
     The scheduler object is shared with the callbacks: Ray hands schedulers a
@@ -165,13 +192,14 @@ def _tuner(spec: SweepSpec, log: runlog.RunLog, trainable: Callable[[dict[str, A
         metric=metric.name if metric else None, mode=metric.mode if metric else None,
         search_alg=searcher, scheduler=scheduler,
         num_samples=-1 if budget is None else budget,
-        max_concurrent_trials=resources.max_concurrent, reuse_actors=True,
+        max_concurrent_trials=resources.max_concurrent, reuse_actors=settings.reuse_actors is not False,
         trial_dirname_creator=lambda trial: trial.trial_id)
+    storage, name = experiment
     run_config = tune.RunConfig(
-        name=experiment, storage_path=str(log.path), verbose=0,
+        name=name, storage_path=storage, verbose=0,
         stop=stopping.make_stopper(spec), callbacks=callbacks,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures))
-    log.update_sweep(ray_experiment_path=str(log.path / experiment))
+    log.update_sweep(ray_experiment_path=f"{storage}/{name}")
     return tune.Tuner(tune.with_resources(trainable, resources.as_ray()),
                       tune_config=tune_config, run_config=run_config)
 
@@ -179,16 +207,19 @@ def _tuner(spec: SweepSpec, log: runlog.RunLog, trainable: Callable[[dict[str, A
 def _fit(tuner: tune.Tuner, log: runlog.RunLog) -> str:
     """Run the Tuner; the sweep's final state is `cancelled` when runs were left unfinished."""
     try:
-        grid = tuner.fit()
+        with catch_interrupt() as interrupted:
+            grid = tuner.fit()
     except KeyboardInterrupt:
         log.finish("cancelled")
         raise
     except TuneError as exc:
         if isinstance(exc.__context__, RunLogError):  # the run log could not be written
+            with contextlib.suppress(RunLogError):  # say so in sweep.json, where it still can be
+                log.finish("cancelled")
             raise exc.__context__ from None
         raise
-    interrupted = grid.num_terminated + grid.num_errors < len(grid)
-    state = "cancelled" if interrupted else "finished"
+    unfinished = grid.num_terminated + grid.num_errors < len(grid)
+    state = "cancelled" if interrupted.is_set() or unfinished else "finished"
     log.finish(state)
     return state
 
@@ -222,7 +253,8 @@ def run(
         attach: the run-log directory of an existing sweep to add runs to (agents).
         trainable: a ready Ray trainable, instead of `train_fn` or the program.
         **options: the other `Settings` fields (verbose, progress, max_failures,
-            run_timeout, kill_grace).
+            run_timeout, kill_grace, storage: where Ray keeps its experiment state,
+            a path or ``s3://``/``gs://`` URI, default the run log).
 
     Returns:
         A `SweepResult` with the run log path and one DataFrame row per run.
@@ -234,6 +266,10 @@ def run(
     if settings.progress:
         print(f"{info.describe()}; {settings.resources.describe(info)}", flush=True)
     cluster.check_fits(info, settings.resources.cpus_per_trial, settings.resources.gpus_per_trial)
+    allow_pending(settings.resources, info)
+    if settings.reuse_actors is None:
+        # Ray may hand a new trial to a cached actor whose node just died and then not retry it.
+        settings = replace(settings, reuse_actors=info.nodes == 1 and not info.node_types)
     if resume is not None:
         return _resume(Path(resume), train_fn, settings)
     if attach is not None:
@@ -247,19 +283,41 @@ def run(
     trainable = trainable or _make_trainable(spec, log, train_fn, settings)
     searcher = search.make_searcher(spec, seed=settings.seed, max_runs=budget,
                                     exclude=[r["config"] for r in done])
-    experiment = _experiment_name(log.path)
+    experiment = _experiment_location(log.path, settings.storage)
     state = "finished" if budget == 0 else _fit(
         _tuner(spec, log, trainable, settings, budget, searcher, experiment), log)
     return SweepResult(log.path, spec, state, runlog.load(log.path))
 
 
-def _experiment_name(path: Path) -> str:
-    """``ray`` for a sweep's first Ray experiment, ``ray-2``, ``ray-3``... for later agents."""
-    name, index = EXPERIMENT_NAME, 1
-    while (path / name).exists():
-        index += 1
-        name = f"{EXPERIMENT_NAME}-{index}"
-    return name
+def ray_storage(storage: str | None, log_path: Path) -> str:
+    """Where Ray keeps a sweep's experiment state: its run log, or ``<storage>/<run-log name>``.
+
+    Shared storage (``s3://``, ``gs://``, a network filesystem) outlives the
+    head node, so `--resume` works on a new one.  URIs pass through as given;
+    a path is made absolute, since Ray reads a relative one as a URI and fails.
+    """
+    if storage is None:
+        return str(log_path)
+    if "://" in storage:
+        return f"{storage.rstrip('/')}/{log_path.name}"
+    return str(Path(storage).expanduser().resolve() / log_path.name)
+
+
+def _experiment_location(log_path: Path, storage: str | None) -> tuple[str, str]:
+    """Ray's storage path and a new experiment name in it: ``ray``, then ``ray-2``... for agents."""
+    import pyarrow.fs
+
+    where = ray_storage(storage, log_path)
+    try:
+        fs, root = pyarrow.fs.FileSystem.from_uri(where)
+        name, index = EXPERIMENT_NAME, 1
+        while fs.get_file_info(f"{root}/{name}").type != pyarrow.fs.FileType.NotFound:
+            index += 1
+            name = f"{EXPERIMENT_NAME}-{index}"
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ClusterError(f"--storage {storage}: cannot use {where} for Ray's experiment state "
+                           f"({exc}); give a writable path, s3://bucket/prefix or gs://bucket/prefix") from exc
+    return where, name
 
 
 def _resume(path: Path, train_fn: TrainFn | None, settings: Settings) -> SweepResult:
@@ -270,10 +328,11 @@ def _resume(path: Path, train_fn: TrainFn | None, settings: Settings) -> SweepRe
     """
     log = runlog.RunLog.open(path)
     spec = load_spec(path / "sweep.yaml")
-    experiment = _latest_experiment(path)
+    recorded = json.loads((log.path / "sweep.json").read_text()).get("ray_experiment_path")
+    experiment = recorded or _latest_experiment(path)
     if experiment is None or not tune.Tuner.can_restore(str(experiment)):
-        raise RunLogError(f"{path}: no Ray experiment state to resume from; "
-                          "is this a raysweep run-log directory?")
+        raise RunLogError(f"{path}: no Ray experiment state to resume from at {experiment}; "
+                          "is this a raysweep run-log directory, and is its --storage reachable?")
     log.update_sweep(state="running", finished_at=None)
     trainable = _make_trainable(spec, log, train_fn, settings)
     tuner = tune.Tuner.restore(str(experiment), tune.with_resources(

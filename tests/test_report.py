@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from raysweep import report as rep
 from raysweep.names import run_name
+from raysweep.report import (NO_SKLEARN, axes, best_runs, importance, learning_curves,
+                             metric_vs_time, report, run_kind)
 from raysweep.runlog import RunLog, load
 from raysweep.spec import load_spec
 from raysweep.stopping import hyperband_milestones
@@ -59,6 +60,13 @@ def write_log(out: Path, spec: dict[str, Any], runs: list[tuple[dict[str, Any], 
     return log.path
 
 
+@pytest.fixture(scope="module")
+def hand_logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The run logs of `hand_case`, by decisive parameter (written once: RunLog fsyncs)."""
+    return {decisive: write_log(tmp_path_factory.mktemp(decisive), *hand_case(decisive))
+            for decisive in ("x", "opt")}
+
+
 def hand_case(decisive: str) -> tuple[dict[str, Any], list[tuple[dict[str, Any], list[float], str]]]:
     """40 runs where one parameter decides the metric and the other is noise.
 
@@ -90,7 +98,7 @@ def write_synthetic(out: Path, count: int, seed: int = 0, running: int = 3) -> P
     """
     rng = np.random.default_rng(seed)
     log = RunLog.create(out, load_spec(SYNTHETIC), "synth10k")
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime.now(timezone.utc) - timedelta(seconds=2.5 * count)  # running runs start now
     rungs = hyperband_milestones(load_spec(SYNTHETIC).early_terminate)
     lines = []
     for index in range(count + running):
@@ -168,9 +176,8 @@ def embedded(page: str) -> dict[str, Any]:
 # --- numbers of the views -----------------------------------------------------------
 
 @pytest.mark.parametrize("decisive", ["x", "opt"], ids=["numeric-decides", "categorical-decides"])
-def test_importance_and_correlation_on_a_hand_computable_sweep(tmp_path, decisive):
-    spec, runs = hand_case(decisive)
-    table = rep.importance(write_log(tmp_path, spec, runs)).set_index("feature")
+def test_importance_and_correlation_on_a_hand_computable_sweep(hand_logs, decisive):
+    table = importance(hand_logs[decisive]).set_index("feature")
     assert set(table.index) == {"x", "noise", "opt = adam", "opt = sgd"}
     assert table["importance"].sum() == pytest.approx(1.0)
     assert table.loc["noise", "correlation"] == pytest.approx(0.0, abs=1e-12)
@@ -186,15 +193,15 @@ def test_importance_and_correlation_on_a_hand_computable_sweep(tmp_path, decisiv
         assert abs(table.loc["x", "correlation"]) < 0.1  # x alternates with opt: 0.0487
 
 
-def test_without_scikit_learn_the_table_has_correlation_only(tmp_path, monkeypatch):
-    spec, runs = hand_case("x")
-    path = write_log(tmp_path, spec, runs)
+def test_without_scikit_learn_the_table_has_correlation_only(hand_logs, tmp_path, monkeypatch):
+    path = hand_logs["x"]
     monkeypatch.setitem(sys.modules, "sklearn.ensemble", None)  # `import` raises ImportError
-    table = rep.importance(path)
+    table = importance(path)
     assert table["importance"].isna().all()
     assert list(table["feature"])[0] == "x"  # sorted by |correlation|
-    assert table.attrs["note"] == rep.NO_SKLEARN
-    assert embedded(rep.report(path).read_text())["importance"]["note"] == rep.NO_SKLEARN
+    assert table.attrs["note"] == NO_SKLEARN
+    page = report(path, tmp_path / "report.html")
+    assert embedded(page.read_text())["importance"]["note"] == NO_SKLEARN
 
 
 def test_axes_follow_the_distributions(tmp_path):
@@ -205,7 +212,7 @@ def test_axes_follow_the_distributions(tmp_path):
         "act": {"values": ["tanh", "relu", "gelu"]}, "seed": {"value": 0}}}
     runs = [({"lr": 0.01, "steps": 0, "width": 3, "act": "relu", "seed": 0}, [1.0], "finished"),
             ({"lr": 0.1, "steps": 20, "width": 5, "act": "tanh", "seed": 0}, [2.0], "finished")]
-    found = {axis.label: (axis.kind, axis.categories) for axis in rep.axes(write_log(tmp_path, spec, runs))}
+    found = {axis.label: (axis.kind, axis.categories) for axis in axes(write_log(tmp_path, spec, runs))}
     assert found == {"act": ("category", ("tanh", "relu", "gelu")), "lr": ("log", ()),
                      "steps": ("linear", ()),  # a q_log value rounded to 0 has no log
                      "width": ("linear", ())}
@@ -217,7 +224,7 @@ def test_time_view_keeps_the_best_so_far_and_marks_how_runs_ended(tmp_path):
     runs = [({"x": 0.1}, [0.5], "finished"), ({"x": 0.2}, [0.3], "stopped"),
             ({"x": 0.3}, [0.8], "finished"), ({"x": 0.4}, [], "crashed"),
             ({"x": 0.5}, [0.6, 0.7], "running")]
-    frame = rep.metric_vs_time(write_log(tmp_path, spec, runs, finish=False))
+    frame = metric_vs_time(write_log(tmp_path, spec, runs, finish=False))
     assert list(frame["kind"]) == ["finished", "stopped", "finished", "crashed", "running"]
     assert list(frame["best_so_far"]) == [0.5, 0.5, 0.8, 0.8, 0.8]
     assert frame["elapsed"].is_monotonic_increasing and frame["elapsed"].iloc[0] == 0
@@ -227,20 +234,19 @@ def test_learning_curves_count_iterations_and_thin_long_runs(tmp_path):
     spec = {"method": "random", "metric": {"name": "loss"},
             "early_terminate": {"type": "hyperband", "min_iter": 3, "eta": 3},
             "parameters": {"x": {"min": 0.0, "max": 1.0}}}
-    curve = [1.0 / (i + 1) for i in range(500)]
+    curve = [1.0 / (i + 1) for i in range(250)]
     path = write_log(tmp_path, spec, [({"x": 0.5}, curve, "finished")])
-    full = rep.learning_curves(path)
-    assert list(full["iteration"]) == list(range(1, 501)) and list(full["value"]) == curve
-    thin = rep.learning_curves(path, points_per_run=20)
+    full = learning_curves(path)
+    assert list(full["iteration"]) == list(range(1, 251)) and list(full["value"]) == curve
+    thin = learning_curves(path, points_per_run=20)
     kept = list(thin["iteration"])
-    assert kept[0] == 1 and kept[-1] == 500
+    assert kept[0] == 1 and kept[-1] == 250
     assert {3, 9, 27, 81, 243} <= set(kept)  # the rungs stay where runs are judged
     assert len(kept) <= 20 + 5
 
 
-def test_best_runs_are_ordered_by_the_goal(tmp_path):
-    spec, runs = hand_case("x")
-    best = rep.best_runs(write_log(tmp_path, spec, runs), top=3)
+def test_best_runs_are_ordered_by_the_goal(hand_logs):
+    best = best_runs(hand_logs["x"], top=3)
     assert list(best["summary.loss"]) == [5.0, 8.0, 11.0]
     assert list(best["config.x"]) == [1.0, 2.0, 3.0]
 
@@ -248,12 +254,12 @@ def test_best_runs_are_ordered_by_the_goal(tmp_path):
 def test_ten_thousand_runs_render_small_and_fast(tmp_path):
     path = write_synthetic(tmp_path, 10_000)
     started = time.perf_counter()
-    page = rep.report(path)
+    page = report(path)
     seconds = time.perf_counter() - started
     size = page.stat().st_size
     data = embedded(page.read_text(encoding="utf-8"))
     assert size < 10_000_000, f"report of 10,000 runs is {size / 1e6:.1f} MB"
-    assert seconds < 30, f"report of 10,000 runs took {seconds:.1f} s"
+    assert seconds < 45, f"report of 10,000 runs took {seconds:.1f} s"  # ~5 s on 2 idle cores
     assert len(data["runs"]["name"]) == 10_003 and data["runs"]["kind"].count("running") == 3
     curves = {runs[0]: runs for runs in data["curves"]["runs"]}
     long_run = next(i for i, rung in enumerate(data["runs"]["rung"])
@@ -277,11 +283,15 @@ class _PageStatus(HTMLParser):
             self.attrs.update({k: v or "" for k, v in attrs if k.startswith("data-")})
 
 
-def chromium(page: Path, profile: Path, *args: str) -> str:
-    """Run headless Chromium on `page`; its stdout (the DOM with ``--dump-dom``)."""
+def require_chromium() -> None:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: the report tests need Debian's chromium; "
                     "install it with scripts/setup-chromium (apt-get install chromium)")
+
+
+def chromium(page: Path, profile: Path, *args: str) -> str:
+    """Run headless Chromium on `page`; its stdout (the DOM with ``--dump-dom``)."""
+    require_chromium()
     done = subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args,
                            page.as_uri()], capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -296,14 +306,15 @@ def page_status(page: Path, profile: Path) -> dict[str, str]:
 
 def example_sweep_training(config: Any) -> None:
     """A deterministic stand-in for training: the loss falls towards a floor set by the
-    learning rate, optimizer and dropout; a learning rate above 0.15 diverges."""
+    learning rate, optimizer and dropout; a learning rate above 0.15 diverges at the
+    second epoch, before the first rung (2), so those runs crash whatever ASHA does."""
     from raysweep.session import log
 
     lr, hidden = config.optimizer.lr, config.hidden
     floor = (0.15 + 0.12 * (math.log10(lr) + 2.2) ** 2 + 0.2 * config.dropout
              + (0.12 if config.optimizer.name == "sgd" else 0.0))
     for epoch in range(config.epochs):
-        if lr > 0.15 and epoch == 3:
+        if lr > 0.15 and epoch == 1:
             raise RuntimeError(f"loss diverged at epoch {epoch} (lr={lr:.3g})")
         log({"val_loss": floor + 1.5 * math.exp(-0.35 * epoch * (hidden / 64) ** 0.5), "epoch": epoch})
 
@@ -317,7 +328,7 @@ EXAMPLE = {
             "lr": {"distribution": "log_uniform_values", "min": 1.0e-4, "max": 1.0}}},
         "hidden": {"values": [32, 64, 128]},
         "dropout": {"distribution": "q_uniform", "min": 0.0, "max": 0.5, "q": 0.05},
-        "epochs": {"value": 16}},
+        "epochs": {"value": 15}},
 }
 
 
@@ -325,14 +336,19 @@ EXAMPLE = {
 def test_report_of_a_real_sweep_draws_every_view_in_chromium(ray_session, tmp_path):
     from raysweep.runner import run
 
-    result = run(EXAMPLE, example_sweep_training, count=24, out=tmp_path, seed=7, progress=False)
-    kinds = set(rep.run_kind(load(result.path)))
-    assert {"finished", "stopped", "crashed"} <= kinds, kinds
-    page = rep.report(result.path)
+    require_chromium()
+    result = run(EXAMPLE, example_sweep_training, count=20, out=tmp_path, seed=7, progress=False)
+    runs = load(result.path)
+    assert {"finished", "stopped", "crashed"} <= set(run_kind(runs)), runs["state"]
+    page = report(result.path)
     status = page_status(page, tmp_path / "profile")
     assert "data-errors" not in status, status["data-errors"]
     assert status.get("data-rendered") == "true", status
     assert set(status["data-drawn"].split(",")) == PLOTS, status
+    drawn = dict(item.split(":") for item in status["data-runs"].split(","))
+    features = len(importance(result.path))  # 7: lr, dropout and one per category value
+    assert drawn == {"parallel": "20", "timeline": "20", "curves": "20", "best": "10",
+                     "importance": str(features)}, drawn
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
@@ -347,7 +363,7 @@ def test_report_of_a_starting_sweep_has_no_errors_in_chromium(tmp_path, runs):
     spec = {"method": "random", "metric": {"name": "loss"}, "early_terminate": {
         "type": "hyperband", "min_iter": 1}, "parameters": {
         "x": {"min": 0.0, "max": 1.0}, "opt": {"values": ["a", "b"]}}}
-    page = rep.report(write_log(tmp_path, spec, runs, finish=False), tmp_path / "out" / "r.html")
+    page = report(write_log(tmp_path, spec, runs, finish=False), tmp_path / "out" / "r.html")
     status = page_status(page, tmp_path / "profile")
     assert "data-errors" not in status, status["data-errors"]
     assert status.get("data-rendered") == "true"

@@ -212,8 +212,8 @@ BOWL = """
 
 def test_gp_finds_the_optimum_of_a_smooth_function_better_than_random() -> None:
     assert search.searcher_name(load_spec(BOWL.format(method="bayes"))) == "bayes: GP (bayes_opt)"
-    gp = [_best_after(BOWL.format(method="bayes"), _branin_like, seed, 20) for seed in range(3)]
-    rnd = [_best_after(BOWL.format(method="random"), _branin_like, seed, 20) for seed in range(3)]
+    gp = [_best_after(BOWL.format(method="bayes"), _branin_like, seed, 15) for seed in range(3)]
+    rnd = [_best_after(BOWL.format(method="random"), _branin_like, seed, 15) for seed in range(3)]
     assert np.median(gp) < 0.01
     assert np.median(gp) < np.median(rnd) / 5
 
@@ -230,7 +230,7 @@ def test_tpe_improves_over_random_on_a_mixed_space() -> None:
 def test_bayes_survives_nan_missing_metric_and_errors(spec_text: str) -> None:
     searcher = search.make_searcher(load_spec(spec_text), seed=0, max_runs=None)
     outcomes = [{"loss": float("nan")}, {"other": 1.0}, None, {"loss": math.inf}, {"loss": 1.0}, {"loss": 2.0}]
-    for index in range(14):
+    for index in range(12):  # 10 initial points, then the model with 2 results and 6 failures
         config = searcher.suggest(f"t{index}")
         assert isinstance(config, dict)
         outcome = outcomes[index % len(outcomes)]
@@ -266,10 +266,10 @@ def test_restore_continues_the_same_sequence(name: str, tmp_path: Path) -> None:
     spec = load_spec(RESTORE_SPECS[name])
 
     def generator() -> SearchGenerator:
-        return SearchGenerator(ConcurrencyLimiter(search.make_searcher(spec, seed=5, max_runs=14), 2))
+        return SearchGenerator(ConcurrencyLimiter(search.make_searcher(spec, seed=5, max_runs=9), 2))
 
     original = generator()
-    _drain(original.searcher, 12, _loss_for)
+    _drain(original.searcher, 6, _loss_for)
     pending = original.searcher.suggest("pending")
     original.save_to_dir(str(tmp_path), session_str="s")
     restored = generator()

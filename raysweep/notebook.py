@@ -32,10 +32,12 @@ from raysweep.spec import SweepSpec, load_spec
 
 
 def sweep(sweep: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec, *,
-          out: str | os.PathLike[str] | None = None, project: str | None = None) -> str:
+          out: str | os.PathLike[str] | None = None, entity: str | None = None,
+          project: str | None = None) -> str:
     """Create a sweep's run log (nothing runs yet) and return its id, like `wandb.sweep`.
 
-    `project` is accepted for W&B compatibility and recorded nowhere else.
+    `entity` and `project` are accepted so W&B calls work unchanged; they name
+    W&B's server-side places and mean nothing here.
     """
     spec = sweep if isinstance(sweep, SweepSpec) else load_spec(sweep)
     sweep_id = runlog.new_sweep_id()
@@ -84,13 +86,16 @@ def wandb_function_trainable(function: Callable[..., Any], sweep_id: str) -> Cal
 
 
 def agent(sweep_id: str, function: Callable[..., Any] | None = None, count: int | None = None, *,
-          out: str | os.PathLike[str] | None = None, **options: Any) -> SweepResult:
+          out: str | os.PathLike[str] | None = None, entity: str | None = None,
+          project: str | None = None, **options: Any) -> SweepResult:
     """Run up to `count` runs of the sweep `sweep_id`, like `wandb.agent`.
 
     Without `function` the sweep's own ``program``/``command`` runs. Other
-    keyword arguments are those of `raysweep.run` (resources, seed, address...).
+    keyword arguments are those of `raysweep.run` (resources, seed, address...);
+    `entity` and `project`, as in `sweep`, are accepted and unused.
     """
     path = find_sweep(sweep_id, out)
     trainable = wandb_function_trainable(function, sweep_id) if function is not None else None
     return run(load_spec(path / "sweep.yaml"), count=count, attach=path, trainable=trainable,
                **options)
+

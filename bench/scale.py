@@ -1,0 +1,204 @@
+"""Scale: a sweep of many short runs (function mode), and what the run log costs as it grows.
+
+1. A real sweep of ``--runs`` short runs through `raysweep.run`, in a fresh
+   process: the driver's peak RSS (``getrusage`` peak, and psutil samples of
+   its RSS as the sweep goes), and how fast runs complete early and late.
+2. The run log alone: `RunLog` driven directly, as `RunLogCallback` drives it,
+   through ``--runs`` runs (start, ``--steps`` history rows, end), timing each
+   call; the cost per call over the first runs is compared with the last runs.
+   A run log that rewrote a whole file per result would grow in cost here.
+3. `raysweep.load` and ``raysweep results`` on the run log from step 2
+   (synthesised with `RunLog` directly instead of by Ray, to keep time down).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+SWEEP = {"name": "scale", "method": "random", "metric": {"name": "loss", "goal": "minimize"},
+         "parameters": {"x": {"min": 0.0, "max": 1.0}, "y": {"values": ["a", "b", "c"]}}}
+CALLS = ("name_for", "start_run", "append_history", "end_run")
+
+
+def train(config: Any) -> None:
+    import raysweep
+
+    for i in range(config.get("steps", 3)):
+        raysweep.log({"loss": (config.x - 0.3) ** 2 + 1.0 / (i + 1), "step": i})
+
+
+class RssSampler(threading.Thread):
+    """Samples this process's RSS every `interval` seconds (psutil), keeping the series."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        import psutil
+
+        self._process, self._interval = psutil.Process(), interval
+        self.samples: list[tuple[float, int]] = []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        while not self.stopped.wait(self._interval):
+            self.samples.append((time.perf_counter() - started, self._process.memory_info().rss))
+
+
+def sweep_child(runs: int, steps: int, out: Path) -> dict[str, Any]:
+    """The real sweep, in this fresh process: peak RSS, throughput early and late."""
+    from raysweep import cluster, runner
+
+    cluster.connect()
+    sampler = RssSampler()
+    sampler.start()
+    started = time.perf_counter()
+    result = runner.run({**SWEEP, "parameters": {**SWEEP["parameters"], "steps": {"value": steps}}},
+                        train, count=runs, out=out, seed=0, progress=False)
+    wall = time.perf_counter() - started
+    sampler.stopped.set()
+    ended = sorted(_epoch(c) + r for c, r in zip(result.runs["created_at"].astype(str), result.runs["runtime"]))
+    tenth = max(2, runs // 10)
+    rss = [mb for _, mb in sampler.samples]
+    return {"runs": len(result.runs), "finished": int((result.runs["state"] == "finished").sum()),
+            "wall_s": wall, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_mib_at": {f"{q}%": rss[min(len(rss) - 1, len(rss) * q // 100)] / 2**20
+                           for q in (10, 50, 100)} if rss else {},
+            "runs_per_s_first_tenth": (tenth - 1) / (ended[tenth - 1] - ended[0]),
+            "runs_per_s_last_tenth": (tenth - 1) / (ended[-1] - ended[-tenth]),
+            "path": str(result.path), "load": _common.load()}
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def synthesise(out: Path, runs: int, steps: int) -> tuple[Path, dict[str, list[float]], int]:
+    """A run log of `runs` runs written by `RunLog` as the callback would; seconds of each call.
+
+    Also counts the `end_run` calls after which runs.jsonl is a new file (a
+    whole-file rewrite replaces the inode; an append keeps it).
+    """
+    from raysweep.runlog import RunLog, new_sweep_id, run_id_for
+    from raysweep.spec import load_spec
+
+    log = RunLog.create(out, load_spec(SWEEP), new_sweep_id())
+    times: dict[str, list[float]] = {call: [] for call in CALLS}
+    rewrites, inode = 0, None
+    for i in range(runs):
+        run_id = run_id_for(log.sweep_id, f"trial_{i:05d}")
+        name = _timed(times["name_for"], log.name_for, run_id)
+        _timed(times["start_run"], log.start_run, run_id, name, {"x": i / runs, "y": "abc"[i % 3]},
+               {"host": "bench"})
+        for step in range(steps):
+            _timed(times["append_history"], log.append_history, run_id, {"loss": 1.0 / (step + 1 + i)})
+        _timed(times["end_run"], log.end_run, run_id, "finished")
+        now = os.stat(log.path / "runs.jsonl").st_ino
+        rewrites += inode is not None and now != inode
+        inode = now
+    log.finish("finished")
+    return log.path, times, rewrites
+
+
+def _timed(into: list[float], fn: Callable[..., Any], *args: Any) -> Any:
+    started = time.perf_counter()
+    value = fn(*args)
+    into.append(time.perf_counter() - started)
+    return value
+
+
+def read_costs(path: Path, repeats: int) -> dict[str, float]:
+    """Median seconds of `raysweep.load` (in process) and ``raysweep results`` (a new process)."""
+    import raysweep
+
+    loads, clis = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        frame = raysweep.load(path)
+        loads.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).with_name("raysweep")), "results", str(path)],
+                       check=True, stdout=subprocess.DEVNULL)
+        clis.append(time.perf_counter() - started)
+    return {"rows": len(frame), "load_s": statistics.median(loads), "results_cli_s": statistics.median(clis)}
+
+
+def cost_rows(times: dict[str, list[float]], window: int) -> list[list[Any]]:
+    """Median ms per call over the first and the last `window` calls of each kind."""
+    rows = []
+    for call, values in times.items():
+        per_run = len(values) // len(times["end_run"])
+        first = statistics.median(values[:window * per_run]) * 1000
+        last = statistics.median(values[-window * per_run:]) * 1000
+        rows.append([f"`{call}`", len(values), f"{first:.3f}", f"{last:.3f}", f"{last / first:.2f}"])
+    return rows
+
+
+def section(quick: bool, runs: int, steps: int, sweep: dict[str, Any], times: dict[str, list[float]],
+            rewrites: int, reads: dict[str, float], window: int) -> str:
+    title = "Scale" + (" (quick smoke run — not a result)" if quick else "")
+    rss = ", ".join(f"{k}: {v:.0f} MiB" for k, v in sweep["rss_mib_at"].items())
+    growth = max(float(row[-1]) for row in cost_rows(times, window))
+    return "\n".join([
+        _common.header(title, packages=("raysweep", "ray", "pandas", "psutil")),
+        f"### A real sweep of {runs} runs × {steps} steps (function mode, `raysweep.run`, fresh process)", "",
+        _common.table(["runs finished", "wall s", "runs/s", "driver peak RSS (getrusage)",
+                       "driver RSS through the sweep (psutil)", "runs/s, first tenth", "runs/s, last tenth",
+                       "1-min load at end"],
+                      [[f"{sweep['finished']}/{sweep['runs']}", sweep["wall_s"], sweep["runs"] / sweep["wall_s"],
+                        f"{sweep['peak_rss_mib']:.0f} MiB", rss, sweep["runs_per_s_first_tenth"],
+                        sweep["runs_per_s_last_tenth"], sweep["load"][0]]]),
+        f"### Run-log write cost as the log grows to {runs} runs (`RunLog` driven directly)", "",
+        f"Each run: `name_for` + `start_run`, {steps} × `append_history`, `end_run` — the calls "
+        f"`RunLogCallback` makes. Median ms per call over the first and the last {window} runs; "
+        f"load at the end {_common.load()}.", "",
+        _common.table(["call", "calls", "first runs ms", "last runs ms", "last / first"],
+                      cost_rows(times, window)),
+        f"- `end_run` calls after which `runs.jsonl` was a new file (rewritten whole): {rewrites} of {runs}",
+        f"- largest last/first growth: {growth:.2f}× — "
+        + ("constant (≤ 1.5×)" if growth <= 1.5 else "**grows with the log: not constant**"), "",
+        f"### Reading that {runs}-run log (synthesised by `RunLog` directly, not by Ray, to keep time down)", "",
+        _common.table(["rows", "`raysweep.load` s (in process)", "`raysweep results DIR` s (new process)"],
+                      [[reads["rows"], reads["load_s"], reads["results_cli_s"]]])])
+
+
+def main() -> None:
+    p = _common.parser(__doc__.splitlines()[0])
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--runs", type=int, help="runs (default 10000; --quick 300)")
+    p.add_argument("--steps", type=int, default=3, help="history rows per run (default 3)")
+    args = p.parse_args()
+    if args.child:
+        _common.emit(sweep_child(args.runs, args.steps, args.out))
+        return
+    _common.isolate_ray()
+    out, results_path = _common.prepare(args, "scale")
+    runs = args.runs or (300 if args.quick else 10_000)
+    path, times, rewrites = synthesise(out / "synthetic", runs, args.steps)
+    print(f"synthesised {runs} runs at {path}", flush=True)
+    reads = read_costs(path, 1 if args.quick else 3)
+    sweep, _ = _common.run_json([sys.executable, __file__, "--child", "--runs", str(runs),
+                                 "--steps", str(args.steps), "--out", str(out / "sweep")])
+    print(f"sweep: {sweep}", flush=True)
+    (out / "scale.json").write_text(json.dumps({"sweep": sweep, "times": times, "reads": reads}))
+    window = max(10, runs // 20)
+    _common.write_section(results_path, "scale",
+                          section(args.quick, runs, args.steps, sweep, times, rewrites, reads, window))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""One check of a whole run log, shared by every fault test.
+
+Whatever went wrong during a sweep, its record must still be readable as a
+whole: sweep.json parses, every history line a run wrote parses, and every run
+that started appears once in runs.jsonl with a final state.  A sweep whose
+driver died or whose disk refused writes may leave runs without an end; the
+caller says whether that is allowed and gets their ids back to check.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from raysweep.runlog import RUN_STATES, SWEEP_STATES
+
+_HISTORY = "wandb-history.jsonl"
+
+
+@dataclass(frozen=True)
+class CheckedLog:
+    """What the check found: sweep.json, the runs.jsonl records by id, runs without an end."""
+
+    sweep: dict[str, Any]
+    records: dict[str, dict[str, Any]]
+    unended: frozenset[str]
+
+
+def _lines(path: Path, *, torn_tail_ok: bool) -> list[dict[str, Any]]:
+    """Every line of a JSON-lines file, parsed; a torn last line only where a kill may leave one."""
+    assert not path.is_symlink(), f"{path} is a link"  # a test's stand-in for a full disk
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    if lines[-1]:
+        assert torn_tail_ok, f"{path}: last line has no newline: {lines[-1][:80]!r}"
+    return [json.loads(line) for line in lines[:-1]]
+
+
+def _started_runs(path: Path, *, torn_tail_ok: bool) -> set[str]:
+    """Ids of runs whose start is complete; each one's files parse."""
+    started = set()
+    for run_dir in sorted((path / "runs").iterdir()):
+        if not (run_dir / "wandb-metadata.json").exists():
+            continue  # the driver died between mkdir and the metadata: not a run yet
+        meta = json.loads((run_dir / "wandb-metadata.json").read_text())
+        assert meta["run_id"] == run_dir.name, meta
+        yaml.safe_load((run_dir / "config.yaml").read_text())
+        if (run_dir / "wandb-summary.json").exists():
+            json.loads((run_dir / "wandb-summary.json").read_text())
+        for history in sorted(run_dir.glob(f"**/{_HISTORY}")):  # with earlier attempts'
+            _lines(history, torn_tail_ok=torn_tail_ok or "attempts" in history.parts)
+        started.add(run_dir.name)
+    return started
+
+
+def check_runlog(path: Path, *, complete: bool = True) -> CheckedLog:
+    """Assert the run log at `path` is whole; `complete=False` lets started runs lack an end.
+
+    Runs that ended appear exactly once in runs.jsonl, with a W&B final state,
+    and each has a run directory; ``complete=True`` (a sweep that ran to its
+    end, or was resumed to it) also requires that every started run ended.
+    """
+    sweep = json.loads((path / "sweep.json").read_text())
+    assert sweep["state"] in SWEEP_STATES, sweep["state"]
+    started = _started_runs(path, torn_tail_ok=not complete)
+    runs_file = path / "runs.jsonl"
+    lines = _lines(runs_file, torn_tail_ok=not complete) if runs_file.exists() else []
+    ids = [record["id"] for record in lines]
+    assert len(ids) == len(set(ids)), f"runs recorded twice: {sorted(i for i in ids if ids.count(i) > 1)}"
+    records = {record["id"]: record for record in lines}
+    assert {r["state"] for r in lines} <= set(RUN_STATES), [r["state"] for r in lines]
+    assert set(records) <= started, f"ended runs that never started: {set(records) - started}"
+    unended = frozenset(started - set(records))
+    if complete:
+        assert not unended, f"runs started but never ended: {sorted(unended)}"
+    return CheckedLog(sweep, records, unended)

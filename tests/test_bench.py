@@ -1,0 +1,87 @@
+"""The benchmarks keep working: each `bench/` script's ``--quick`` smoke run, in a subprocess.
+
+Full benchmarks never run here (they take many minutes); a quick run checks
+that a script runs end to end, writes its RESULTS.md section and raw data, and
+that what it measured is consistent (every run counted, regrets never negative).
+The Ray-starting scripts start their own local Ray (private ``RAY_TMPDIR``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_quick(script: str, tmp_path: Path, *extra: str) -> str:
+    """Run ``bench/<script> --quick`` into `tmp_path`; return the section it wrote."""
+    results = tmp_path / "RESULTS.md"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / script), "--quick", "--out", str(tmp_path),
+                           "--results", str(results), *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = results.read_text()
+    name = script.removesuffix(".py")
+    assert text.count(f"<!-- {name} -->") == 1 and f"<!-- /{name} -->" in text
+    assert "quick smoke run" in text and "- command: `" in text and "load average" in text
+    return text
+
+
+def read(tmp_path: Path, name: str) -> Any:
+    return json.loads((tmp_path / name).read_text())
+
+
+@pytest.mark.integration
+def test_overhead_quick(tmp_path: Path) -> None:
+    text = run_quick("overhead.py", tmp_path)
+    data = read(tmp_path, "overhead.json")
+    variants = {r["variant"]: r for r in data["results"]}
+    assert sorted(variants) == sorted(["raysweep", "ray_default", "ray_fast", "raysweep_program",
+                                       "ray_program_default", "ray_program_fast"])
+    for result in variants.values():  # every variant did all the work: runs x steps rows
+        assert result["rows"] == result["runs"] * 3 and result["fit_s"] > 0
+    assert all(seconds > 0 for seconds in data["breakdown"].values())
+    assert "### Program mode" in text and "wandb capture" in text
+
+
+@pytest.mark.integration
+def test_scale_quick(tmp_path: Path) -> None:
+    text = run_quick("scale.py", tmp_path)
+    data = read(tmp_path, "scale.json")
+    assert data["sweep"]["runs"] == data["sweep"]["finished"] == 300
+    assert data["sweep"]["peak_rss_mib"] > 50
+    assert data["reads"]["rows"] == 300
+    assert len(data["times"]["end_run"]) == 300 and len(data["times"]["append_history"]) == 900
+    assert "`end_run`" in text and "`raysweep results DIR`" in text
+
+
+@pytest.mark.integration
+def test_early_stopping_quick(tmp_path: Path) -> None:
+    text = run_quick("early_stopping.py", tmp_path)
+    results = read(tmp_path, "early_stopping.json")["synthetic"]
+    full = next(r for r in results if not r["stop"])
+    cut = next(r for r in results if r["stop"])
+    assert full["epochs"] == full["runs"] * 9 and full["stopped"] == 0
+    assert cut["runs"] == full["runs"] and cut["epochs"] <= full["epochs"]
+    assert "| synthetic |" in text
+
+
+def test_search_quality_quick(tmp_path: Path) -> None:
+    text = run_quick("search_quality.py", tmp_path)
+    curves = read(tmp_path, "search_quality.json")
+    assert sorted(curves) == ["branin", "hartmann6", "mixed"]
+    for by_method in curves.values():
+        assert sorted(by_method) == ["raysweep bayes", "raysweep random", "wandb bayes", "wandb random"]
+        for seeds in by_method.values():
+            assert len(seeds) == 2
+            for curve in seeds:  # best-so-far regret: never negative, never rising
+                assert len(curve) == 5 and curve[-1] >= -1e-9
+                assert all(b <= a for a, b in zip(curve, curve[1:]))
+    assert (tmp_path / "search_quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert text.count("target (≤ W&B)") == 3
