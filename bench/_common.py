@@ -11,11 +11,13 @@ this module inside W&B's reference venv too.
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime
 import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,6 +71,7 @@ def isolate_ray() -> None:
     """
     if "RAY_TMPDIR" not in os.environ:
         os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rsb", dir="/tmp")  # short: socket paths
+        atexit.register(shutil.rmtree, os.environ["RAY_TMPDIR"], ignore_errors=True)
 
 
 def load() -> list[float]:

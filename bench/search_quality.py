@@ -220,6 +220,7 @@ def plot(curves: dict[str, dict[str, list[list[float]]]], path: Path) -> None:
             line, = ax.plot(runs, np.median(data, axis=0), style, label=method)
             ax.fill_between(runs, *np.quantile(data, [0.25, 0.75], axis=0), color=line.get_color(), alpha=0.12)
         ax.set(title=f"{problem} ({len(seeds)} seeds)", xlabel="runs", ylabel="best-so-far regret", yscale="log")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.savefig(path, dpi=110)

@@ -24,6 +24,7 @@ _EXPORTS = {
     "sweep": "raysweep.notebook",
     "agent": "raysweep.notebook",
     "load": "raysweep.runlog",
+    "report": "raysweep.html_report",
     "load_spec": "raysweep.spec",
     "SweepSpec": "raysweep.spec",
     "RaysweepError": "raysweep.errors",

@@ -61,11 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("run", help="run a sweep on Ray (or --resume an interrupted one)")
     p.add_argument("sweep", nargs="?", help="sweep YAML (omit with --resume)")
     p.add_argument("--resume", metavar="DIR", help="complete the interrupted sweep in this run log")
+    p.add_argument("--report", action="store_true",
+                   help="write the HTML report into the run log when the sweep ends")
     _add_run_options(p)
     p = verbs.add_parser("results", help="print the results table of a run log")
     p.add_argument("dir")
     p.add_argument("--top", type=int)
     p.add_argument("--csv", metavar="FILE", help="also write every run to a CSV file")
+    p = verbs.add_parser("report", help="write the offline HTML report of a run log "
+                                        "(parallel coordinates, importance, learning curves)")
+    p.add_argument("dir", help="run-log directory; a sweep that is still running works too")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="where to write the report (default: DIR/report.html)")
     p = verbs.add_parser("sweep", help="create a sweep (run-log directory) and print its id")
     p.add_argument("sweep")
     p.add_argument("--out", default="raysweep-runs")
@@ -130,14 +137,29 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         kill_grace=args.kill_grace, storage=args.storage)
 
 
-def _print_result(result: Any, top: int | None) -> None:
+def _print_table(runs: Any, spec: Any, top: int | None) -> None:
+    """The results table, best first, and why each crashed run crashed."""
     from raysweep.results import failures, results_table
 
-    print(f"\nsweep {result.state}: {len(result.runs)} runs, log in {result.path}\n")
-    print(results_table(result.runs, result.spec, top=top))
-    crashed = failures(result.runs)
+    print(results_table(runs, spec, top=top))
+    crashed = failures(runs)
     if crashed:
         print(f"\ncrashed runs:\n{crashed}")
+
+
+def _finish(result: Any, args: argparse.Namespace) -> int:
+    """End of `run`/`agent`: the table, the report if asked, exit 130 if interrupted."""
+    print(f"\nsweep {result.state}: {len(result.runs)} runs, log in {result.path}\n")
+    _print_table(result.runs, result.spec, args.top)
+    if getattr(args, "report", False):
+        from raysweep.html_report import report
+
+        print(f"report: {report(result.path)}", flush=True)
+    if result.state == "cancelled":
+        print(f"raysweep: interrupted; resume with `raysweep run --resume {result.path}`",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -152,25 +174,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from raysweep.runner import run  # imports Ray Tune and the searchers: seconds, so after the checks
 
     result = run(sweep, train_fn, resume=args.resume, **_run_kwargs(args))
-    _print_result(result, args.top)
-    if result.state == "cancelled":
-        print(f"raysweep: interrupted; resume with `raysweep run --resume {result.path}`",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return 0
+    return _finish(result, args)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from raysweep.results import failures, results_table
     from raysweep.runlog import load
     from raysweep.spec import load_spec
 
     runs = load(Path(args.dir))
-    spec = load_spec(Path(args.dir) / "sweep.yaml", check_program=False)
-    print(results_table(runs, spec, top=args.top))
-    crashed = failures(runs)
-    if crashed:
-        print(f"\ncrashed runs:\n{crashed}")
+    _print_table(runs, load_spec(Path(args.dir) / "sweep.yaml", check_program=False), args.top)
     if args.csv:
         runs.to_csv(args.csv, index=False)
     return 0
@@ -187,14 +199,19 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from raysweep.notebook import agent
 
     train_fn = _import_function(args.function) if args.function else None
-    result = agent(args.sweep_id, function=train_fn, **_run_kwargs(args))
-    _print_result(result, args.top)
+    return _finish(agent(args.sweep_id, function=train_fn, **_run_kwargs(args)), args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from raysweep.html_report import report
+
+    print(report(Path(args.dir), args.output))
     return 0
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate, "show": cmd_show, "sample": cmd_sample, "run": cmd_run,
-    "results": cmd_results, "sweep": cmd_sweep, "agent": cmd_agent,
+    "results": cmd_results, "report": cmd_report, "sweep": cmd_sweep, "agent": cmd_agent,
 }
 
 

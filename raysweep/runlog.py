@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["RunLog", "RunLogCallback", "best_run", "load", "new_run_id", "new_sweep_id",
            "run_id_for", "run_name", "to_plain"]
 
+#: Seconds between rewrites of a running run's wandb-summary.json.
+SUMMARY_EVERY_S = 1.0
 RUN_STATES = ("finished", "crashed", "failed", "killed")
 SWEEP_STATES = ("running", "finished", "cancelled")
 CONFIG, HISTORY, SUMMARY = "config.yaml", "wandb-history.jsonl", "wandb-summary.json"
@@ -211,6 +213,7 @@ class _Run:
     metadata: dict[str, Any]
     summary: dict[str, Any] = field(default_factory=dict)
     nonfinite: int = 0  # NaN/inf values of the sweep metric this attempt logged
+    summary_written: float = 0.0  # time.monotonic() of the last summary file write
 
 
 class RunLog:
@@ -305,7 +308,7 @@ class RunLog:
 
     def update_summary(self, run_id: str, values: Mapping[str, Any]) -> None:
         """Explicit summary values (``wandb.summary[k] = v``); a later history row overrides."""
-        self._set_summary(run_id, self._run(run_id), to_plain(values))
+        self._set_summary(run_id, self._run(run_id), to_plain(values), force=True)
 
     def update_metadata(self, run_id: str, values: Mapping[str, Any]) -> None:
         """Add to wandb-metadata.json (where the attempt runs, the program's command)."""
@@ -322,6 +325,7 @@ class RunLog:
                      exit_code: int | None = None) -> None:
         """Close the run's current attempt as failed; Ray will start it again."""
         run = self._run(run_id)
+        self._set_summary(run_id, run, {}, force=True)
         prior = {**run.metadata, "state": state, "error": error, "exit_code": exit_code,
                  "endedAt": _now()}
         prior["attempts"] = self._close_attempt(self.run_dir(run_id), prior)
@@ -335,6 +339,7 @@ class RunLog:
         if state not in RUN_STATES:
             raise ValueError(f"run state must be one of {RUN_STATES}, got {state!r}")
         run = self._run(run_id)
+        self._set_summary(run_id, run, {}, force=True)
         run.metadata.update(state=state, endedAt=_now(), error=error, exit_code=exit_code)
         write_atomic(self.run_dir(run_id) / METADATA, _dumps(run.metadata))
         record = _record(run_id, run, state, round(time.time() - run.started, 3),
@@ -432,9 +437,19 @@ class RunLog:
                             "error": prior.get("error") if ended else _INTERRUPTED,
                             "exit_code": prior.get("exit_code"), "files": f"attempts/{number}"}]
 
-    def _set_summary(self, run_id: str, run: _Run, values: dict[str, Any]) -> None:
+    def _set_summary(self, run_id: str, run: _Run, values: dict[str, Any], *,
+                     force: bool = False) -> None:
+        """Update the summary; its file is rewritten at most every `SUMMARY_EVERY_S`.
+
+        History lines are the record as results arrive; the summary is derived
+        from them, and rewriting (and fsyncing) a whole file per step would
+        make a result's cost grow with the run.  A run's end always writes it.
+        """
         run.summary.update(values)
-        write_atomic(self.run_dir(run_id) / SUMMARY, _dumps(run.summary))
+        now = time.monotonic()
+        if force or now - run.summary_written >= SUMMARY_EVERY_S:
+            write_atomic(self.run_dir(run_id) / SUMMARY, _dumps(run.summary))
+            run.summary_written = now
 
     def _write_record(self, record: dict[str, Any]) -> None:
         """Append the run's line to runs.jsonl; a run that ended before gets its line replaced."""

@@ -315,8 +315,8 @@ def _experiment_location(log_path: Path, storage: str | None) -> tuple[str, str]
             index += 1
             name = f"{EXPERIMENT_NAME}-{index}"
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise ClusterError(f"--storage {storage}: cannot use {where} for Ray's experiment state "
-                           f"({exc}); give a writable path, s3://bucket/prefix or gs://bucket/prefix") from exc
+        raise ClusterError(f"--storage {storage}: cannot use {where} for Ray's experiment state ({exc}); "
+                           "give a writable path, s3://bucket/prefix or gs://bucket/prefix") from exc
     return where, name
 
 

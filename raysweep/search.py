@@ -3,9 +3,10 @@
 - ``grid``: W&B's grid points in W&B's order (`grid_points`), then FINISHED.
 - ``random``: independent draws from the Ray domains of `space.py`, seeded.
 - ``bayes``: a model of `metric.name`: raysweep's GP (`bayesopt.py`) when every
-  searched parameter is continuous, hyperopt's TPE otherwise. Both search each
-  parameter through its W&B quantile ``u`` (like W&B's GP), so the values they
-  propose carry W&B's exact types, bounds and rounding.
+  searched parameter is continuous, hyperopt's TPE otherwise. Both search every
+  numeric parameter through its W&B quantile ``u`` (like W&B's GP) and TPE picks
+  categories by index, so the values they propose carry W&B's exact types,
+  bounds and rounding.
 
 Every method is wrapped in `SweepSearcher`, which turns the inner searcher's flat
 ``{"opt/lr": ...}`` proposals into nested ``wandb.config``-style dicts with the
@@ -84,24 +85,51 @@ def _yaml_key(value: Any) -> str:
     return yaml.dump(value, default_flow_style=True, sort_keys=True)
 
 
-def _grid_axis(dist: Distribution) -> list[Any]:
-    """A parameter's grid values, duplicates dropped at their first place but the last one's value kept.
+def _grid_axis(dist: Distribution) -> list[tuple[str, Any]]:
+    """A parameter's grid values with their keys; a duplicate keeps its first place, the last value.
 
     That is what W&B's engine yields: its product over values keeps the first
     occurrence of each combination and looks values up by hash (last one wins).
     """
     by_key: dict[str, Any] = {}
     for value in dist.grid_values():
-        key = _yaml_key(value)
-        by_key[key] = value  # dict keeps the key's first position, takes the last value
-    return list(by_key.values())
+        by_key[_yaml_key(value)] = value  # dict keeps the key's first position, takes the last value
+    return list(by_key.items())
 
 
-def _flat_grid(params: Params) -> list[dict[str, Any]]:
-    """W&B's grid: product in sorted-name order (depth first), the last name varying fastest."""
+def _run_identity(paths: list[tuple[str, ...]], axes: list[list[tuple[str, Any]]],
+                  config: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """W&B's key of an existing run's config: one value key per grid parameter, None if one is missing.
+
+    Dict values are cut down to the keys the grid's own values use, as W&B
+    does, so keys a run added at runtime do not make it a new point.
+    """
+    identity = []
+    for path, axis in zip(paths, axes):
+        value: Any = config
+        for name in path:
+            if not isinstance(value, Mapping) or name not in value:
+                return None
+            value = value[name]
+        known = {key for _, option in axis if isinstance(option, Mapping) for key in option}
+        if isinstance(value, Mapping) and known:
+            value = {key: item for key, item in value.items() if key in known}
+        identity.append(_yaml_key(value))
+    return tuple(identity)
+
+
+def _flat_grid(params: Params, exclude: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """W&B's grid: product in sorted-name order (depth first), the last name varying fastest.
+
+    Points equal to the config of a run in `exclude` are left out, as W&B's
+    grid skips the points its sweep already ran.
+    """
     searched = params.searched()
     axes = [_grid_axis(dist) for dist in searched.values()]
-    return [dict(zip(searched, combo)) for combo in itertools.product(*axes)]
+    paths = [tuple(label.split("/")) for label in searched]
+    done = {_run_identity(paths, axes, config) for config in exclude}
+    return [dict(zip(searched, (value for _, value in combo)))
+            for combo in itertools.product(*axes) if tuple(key for key, _ in combo) not in done]
 
 
 def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -267,11 +295,6 @@ def _bayes(params: Params, metric: str, mode: str, seed: int | None, max_runs: i
                           n_initial_points=initial_points(max_runs), random_state_seed=seed)
 
 
-def _point_key(config: Mapping[str, Any]) -> str:
-    """Identity of a whole grid point, as W&B's grid compares runs' configs with its points."""
-    return _yaml_key(plain(dict(config)))
-
-
 def make_searcher(spec: SweepSpec, *, seed: int | None, max_runs: int | None,
                   exclude: Sequence[Mapping[str, Any]] = ()) -> Searcher:
     """The Ray searcher for the sweep's method; it stops after `max_runs` suggestions (None: never).
@@ -283,9 +306,7 @@ def make_searcher(spec: SweepSpec, *, seed: int | None, max_runs: int | None,
     metric = spec.metric.name if spec.metric else None
     mode = spec.metric.mode if spec.metric else None
     if spec.method == "grid":
-        done = {_point_key(config) for config in exclude}
-        points = [p for p in _flat_grid(params) if _point_key(params.nest(p)) not in done]
-        inner: Searcher = GridSearcher(points)
+        inner: Searcher = GridSearcher(_flat_grid(params, exclude))
     elif spec.method == "random":
         inner = RandomSearcher({label: space.to_domain(dist) for label, dist in params.searched().items()}, seed)
     else:

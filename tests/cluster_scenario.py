@@ -117,7 +117,8 @@ def scenario(out: Path) -> dict[str, Any]:
     from raysweep.runner import Resources
 
     started = time.time()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "_system_config": HEALTH_CHECKS})
+    head = {"num_cpus": 0, "include_dashboard": False, "_system_config": HEALTH_CHECKS}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     nodes = [cluster.add_node(num_cpus=2, num_gpus=1, node_ip_address=ip) for ip in WORKERS]
     report: dict[str, Any] = {"cluster_up_s": round(time.time() - started, 1)}
     connect(cluster.address)

@@ -122,8 +122,8 @@ def quadratic(config: Any) -> None:
     ("s3://bucket/sweeps/", "s3://bucket/sweeps/{name}"),
     ("gs://bucket", "gs://bucket/{name}"),
 ], ids=["default-run-log", "relative", "home", "s3", "gs"])
-def test_storage_paths_are_absolute_and_uris_pass_through(storage: str | None, expected: str,
-                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_storage_paths_are_absolute_and_uris_pass_through(storage: str | None, expected: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     log = tmp_path / "runs" / "quad-abc12345"
     where = ray_storage(storage, log)

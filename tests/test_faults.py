@@ -28,7 +28,9 @@ import pytest
 import yaml
 
 import raysweep
+from raysweep.runlog import RunLog, new_sweep_id
 from raysweep.runner import Resources, run
+from raysweep.spec import load_spec
 from runlog_check import CheckedLog, check_runlog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,21 +40,32 @@ GRID = [0.0, 0.25, 0.5, 0.75]
 
 # --- counting the cases ----------------------------------------------------------------
 
-#: Node-id prefixes of the bad-input cases (the corpus, the CLI, hostile YAML, the fuzz tests).
+#: Node-id prefixes of the bad- and hostile-input cases: the corpus, the CLI, the fuzz tests,
+#: hostile YAML, argument values and names that look like paths.
 BAD_INPUT_TESTS = ("tests/test_cli.py::", "tests/test_spec.py::test_bad_file",
-                   "tests/test_spec.py::test_hostile", "tests/test_spec.py::test_fuzz")
+                   "tests/test_spec.py::test_hostile", "tests/test_spec.py::test_fuzz",
+                   "tests/test_program.py::test_program_receives_values_byte_for_byte",
+                   "tests/test_runlog.py::test_ids_that_could_escape",
+                   "tests/test_runlog.py::test_sweep_names_stay",
+                   "tests/test_runlog.py::test_run_names_and_config_keys")
 
 
 class CaseCounter:
-    """A pytest plugin: at the end of the session, how many fault and bad-input cases ran."""
+    """A pytest plugin: at the end of the session, how many fault and bad/hostile-input cases ran.
+
+    Fault cases are the end-to-end (integration) tests of this module; the lower-level
+    ones of the run log and program modules are counted by their own files' totals.
+    """
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        counts: dict[str, dict[str, int]] = {"fault": {}, "bad-input": {}}
+        counts: dict[str, dict[str, int]] = {"fault": {}, "bad/hostile-input": {}}
         for outcome in ("passed", "failed", "skipped", "error"):
             for report in terminalreporter.stats.get(outcome, []):
                 node = getattr(report, "nodeid", "")
-                kind = "fault" if node.startswith("tests/test_faults.py::") else (
-                    "bad-input" if node.startswith(BAD_INPUT_TESTS) else None)
+                fault = node.startswith("tests/test_faults.py::") and "integration" in getattr(
+                    report, "keywords", {})
+                kind = "fault" if fault else (
+                    "bad/hostile-input" if node.startswith(BAD_INPUT_TESTS) else None)
                 if kind and getattr(report, "when", "call") in ("call", "setup"):
                     counts[kind][outcome] = counts[kind].get(outcome, 0) + 1
         corpus = len(list((REPO / "tests" / "data" / "bad").glob("*.yaml")))
@@ -69,6 +82,46 @@ def count_cases(request: pytest.FixtureRequest) -> None:
     manager = request.config.pluginmanager
     if not manager.has_plugin("raysweep-case-counter"):
         manager.register(CaseCounter(), "raysweep-case-counter")
+
+
+# --- the shared check catches what it is for ---------------------------------------------
+
+def _torn_history(log: RunLog, run_id: str) -> None:
+    with (log.run_dir(run_id) / "wandb-history.jsonl").open("a") as history:
+        history.write('{"loss": 1, "_st')
+
+
+def _twice(log: RunLog, run_id: str) -> None:
+    runs = log.path / "runs.jsonl"
+    runs.write_text(runs.read_text() * 2)
+
+
+def _bad_line(log: RunLog, run_id: str) -> None:
+    with (log.run_dir(run_id) / "wandb-history.jsonl").open("a") as history:
+        history.write("not json\n")
+
+
+def _never_ended(log: RunLog, run_id: str) -> None:
+    log.start_run("abcd0000", "late-run-2", {"x": 2}, {})
+
+
+@pytest.mark.parametrize("damage, complete", [
+    (_torn_history, True), (_twice, False), (_bad_line, False), (_never_ended, True)],
+    ids=["torn-line-after-a-clean-end", "run-recorded-twice", "history-line-not-json",
+         "started-never-ended"])
+def test_the_run_log_check_catches_a_broken_log(damage: Callable[[RunLog, str], None],
+                                                 complete: bool, tmp_path: Path) -> None:
+    spec = load_spec({"method": "random", "metric": {"name": "loss"},
+                      "parameters": {"x": {"values": [1, 2]}}})
+    log = RunLog.create(tmp_path, spec, new_sweep_id())
+    log.start_run("abcd1234", "first-run-1", {"x": 1}, {})
+    log.append_history("abcd1234", {"loss": 0.5})
+    log.end_run("abcd1234", "finished")
+    log.finish("finished")
+    assert check_runlog(log.path).records["abcd1234"]["summary"]["loss"] == 0.5
+    damage(log, "abcd1234")
+    with pytest.raises((AssertionError, ValueError)):
+        check_runlog(log.path, complete=complete)
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -112,7 +165,8 @@ def run_log(out: Path) -> Path:
 def ended_runs(out: Path) -> list[dict[str, Any]]:
     """The runs.jsonl records of the sweep under `out` so far (none before it exists)."""
     runs = list(out.glob("*/runs.jsonl"))
-    return [json.loads(line) for line in runs[0].read_text().splitlines()] if runs else []
+    lines = runs[0].read_text().split("\n")[:-1] if runs else []  # a line being written: not yet
+    return [json.loads(line) for line in lines]
 
 
 def steady_sweep(tmp_path: Path, name: str, **parameters: Any) -> Path:

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from raysweep.names import run_name
-from raysweep.report import (NO_SKLEARN, axes, best_runs, importance, learning_curves,
+from raysweep.html_report import (NO_SKLEARN, axes, best_runs, importance, learning_curves,
                              metric_vs_time, report, run_kind)
 from raysweep.runlog import RunLog, load
 from raysweep.spec import load_spec
@@ -253,18 +253,17 @@ def test_best_runs_are_ordered_by_the_goal(hand_logs):
 
 def test_ten_thousand_runs_render_small_and_fast(tmp_path):
     path = write_synthetic(tmp_path, 10_000)
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: other work on a shared machine does not count
     page = report(path)
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     size = page.stat().st_size
     data = embedded(page.read_text(encoding="utf-8"))
     assert size < 10_000_000, f"report of 10,000 runs is {size / 1e6:.1f} MB"
-    assert seconds < 45, f"report of 10,000 runs took {seconds:.1f} s"  # ~5 s on 2 idle cores
+    assert seconds < 30, f"report of 10,000 runs took {seconds:.1f} s of CPU"  # ~5 s here
     assert len(data["runs"]["name"]) == 10_003 and data["runs"]["kind"].count("running") == 3
     curves = {runs[0]: runs for runs in data["curves"]["runs"]}
-    long_run = next(i for i, rung in enumerate(data["runs"]["rung"])
-                    if rung is None and len(curves.get(i, [[], []])[1]) > 20)
-    iterations = curves[long_run][1]
+    finished = data["runs"]["kind"].index("finished")  # trained all 100 epochs
+    iterations = curves[finished][1]
     assert len(iterations) <= data["curves"]["budget"] + 4 < 100
     assert iterations[0] == 1 and iterations[-1] == 100 and {3, 9, 27, 81} <= set(iterations)
 

@@ -92,6 +92,37 @@ def test_grid_points_equal_reference_order_and_types(name: str, reference_grids:
     assert json.dumps(ours, sort_keys=True) == json.dumps(reference_grids[name], sort_keys=True)
 
 
+REFERENCE_GRID_AFTER_RUNS = """
+import json, sys, yaml
+from sweeps import grid_search, SweepRun, RunState
+text, configs = json.load(sys.stdin)
+runs = [SweepRun(name=str(i), state=RunState.finished, config={k: {"value": v} for k, v in c.items()})
+        for i, c in enumerate(configs)]
+left = grid_search.grid_search_next_runs(runs, yaml.safe_load(text), n=100000)
+print(json.dumps([{k: v["value"] for k, v in r.config.items()} for r in left if r is not None]))
+"""
+
+EXISTING_RUNS = {
+    "nested": [{"layers": 2, "opt": {"beta": 0.9, "lr": 0.1, "name": "sgd"}, "tag": [1, 2], "wd": 0.0},
+               {"layers": 1.0, "opt": {"beta": 0.9, "lr": 0.01, "name": "adam"}, "tag": [1, 2], "wd": 0.1},
+               {"layers": 2, "opt": {"lr": 0.01}, "wd": 0.0}],
+    "int_float_equal": [{"a": 1, "b": {"k": 1, "added_at_runtime": 5}}, {"a": 3e6, "b": {"k": 1.0}},
+                        {"b": {"k": 1}}],
+}
+
+
+@pytest.mark.parametrize("name", list(EXISTING_RUNS), ids=list(EXISTING_RUNS))
+def test_grid_skips_points_of_existing_runs_like_reference(name: str) -> None:
+    """A resumed grid (W&B: later calls with the sweep's runs) leaves out what already ran."""
+    text = textwrap.dedent(GRID_CONFIGS[name])
+    runs = EXISTING_RUNS[name]
+    expected = run_reference(REFERENCE_GRID_AFTER_RUNS, stdin=json.dumps([text, runs]))
+    searcher = search.make_searcher(load_spec(text), seed=None, max_runs=None, exclude=runs)
+    got = _drain(searcher, 100)
+    assert len(got) < len(search.grid_points(load_spec(text)))
+    assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
 def test_grid_searcher_yields_points_then_finished() -> None:
     spec = load_spec(GRID_CONFIGS["nested"])
     searcher = search.make_searcher(spec, seed=None, max_runs=None)
@@ -297,3 +328,29 @@ def test_save_and_restore_files_round_trip(tmp_path: Path) -> None:
     second = search.make_searcher(spec, seed=99, max_runs=None)
     second.restore(str(tmp_path / "searcher.pkl"))
     assert [first.suggest(f"n{i}") for i in range(3)] == [second.suggest(f"n{i}") for i in range(3)]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("spec_text", [BOWL.format(method="bayes"), BOWL.format(method="grid").replace(
+    "{distribution: log_uniform_values, min: 1.0e-5, max: 1.0}", "{values: [1.0e-3, 1.0e-2]}").replace(
+    "{min: -1.0, max: 1.0}", "{values: [0.9, 0.3, 0.0]}")], ids=["gp", "grid"])
+def test_tuner_runs_the_searcher_until_finished(spec_text: str, ray_session: None, tmp_path: Path) -> None:
+    """A real Tune run with num_samples=-1 ends on FINISHED, with errors and 2 trials at a time."""
+    from ray import tune
+
+    def diverging_bowl(config: dict[str, Any]) -> None:  # local: Ray workers cannot import this module
+        if config["m"] > 0.8:
+            raise RuntimeError("diverged")
+        for step in range(2):
+            tune.report({"loss": (math.log10(config["lr"]) + 2) ** 2 + (config["m"] - 0.3) ** 2 + 0.1 / (step + 1)})
+
+    searcher = search.make_searcher(load_spec(spec_text), seed=0, max_runs=6)
+    tuner = tune.Tuner(diverging_bowl, run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+                       tune_config=tune.TuneConfig(metric="loss", mode="min", search_alg=searcher,
+                                                   num_samples=-1, max_concurrent_trials=2))
+    results = tuner.fit()
+    assert len(results) == 6
+    configs = [result.config for result in results]
+    assert all(set(config) == {"lr", "m"} and _no_numpy(config) for config in configs)
+    assert len(results.errors) == sum(config["m"] > 0.8 for config in configs)
+    assert results.get_best_result().metrics["loss"] < 1.0
