@@ -29,7 +29,7 @@ from raysweep.config import RunConfig
 from raysweep.interrupt import catch_interrupt
 from raysweep.progress import ProgressCallback
 from raysweep.results import sort_best_first
-from raysweep.session import report_row
+from raysweep.session import RetryOnlyLostRuns, errors_are_final, report_row
 from raysweep.spec import SweepSpec, load_spec
 
 DEFAULT_OUT = Path("raysweep-runs")
@@ -185,7 +185,7 @@ def _tuner(spec: SweepSpec, log: runlog.RunLog, trainable: Callable[[dict[str, A
     resources = settings.resources
     scheduler = stopping.make_scheduler(spec)
     rung_of = scheduler.stopped_at_rung if scheduler is not None else None
-    callbacks: list[tune.Callback] = [runlog.RunLogCallback(log, rung_of)]
+    callbacks: list[tune.Callback] = [RetryOnlyLostRuns(), runlog.RunLogCallback(log, rung_of)]
     if settings.progress:
         callbacks.append(ProgressCallback(spec, log, budget, rung_of))
     tune_config = tune.TuneConfig(
@@ -280,7 +280,7 @@ def run(
         log = runlog.RunLog.create(Path(out or DEFAULT_OUT).resolve(), spec, runlog.new_sweep_id())
     done = log.finished_runs()
     budget = run_budget(spec, settings.count, already_done=len(done))
-    trainable = trainable or _make_trainable(spec, log, train_fn, settings)
+    trainable = errors_are_final(trainable or _make_trainable(spec, log, train_fn, settings))
     searcher = search.make_searcher(spec, seed=settings.seed, max_runs=budget,
                                     exclude=[r["config"] for r in done])
     experiment = _experiment_location(log.path, settings.storage)
@@ -334,7 +334,7 @@ def _resume(path: Path, train_fn: TrainFn | None, settings: Settings) -> SweepRe
         raise RunLogError(f"{path}: no Ray experiment state to resume from at {experiment}; "
                           "is this a raysweep run-log directory, and is its --storage reachable?")
     log.update_sweep(state="running", finished_at=None)
-    trainable = _make_trainable(spec, log, train_fn, settings)
+    trainable = errors_are_final(_make_trainable(spec, log, train_fn, settings))
     tuner = tune.Tuner.restore(str(experiment), tune.with_resources(
         trainable, settings.resources.as_ray()), resume_unfinished=True, resume_errored=False)
     state = _fit(tuner, log)

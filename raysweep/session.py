@@ -13,6 +13,7 @@ early-stopping scheduler does not count it as an iteration.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ from ray import tune
 
 #: Key under which raysweep's own bookkeeping rides inside a Ray result.
 META_KEY = "_raysweep"
+#: Marks the result a trial sends just before it raises an error of its own.
+FINAL_ERROR = "final_error"
 
 
 @dataclass
@@ -65,6 +68,42 @@ def report_row(row: dict[str, Any] | None, *, summary: dict[str, Any] | None = N
         if summary:
             result[META_KEY] = {"history": True, "summary": dict(summary)}
     tune.report(result)
+
+
+def errors_are_final(trainable: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """Wrap a trainable so that a run failing on its own is marked so before it raises.
+
+    Ray retries every failed trial (``--max-failures``), which is right when a
+    node died under a run and wrong when the training code raised or the program
+    exited non-zero: W&B's agent never re-runs those, and a buggy script would
+    run three times.  The marker result (not a history row) lets the driver
+    turn retries off for this run; a lost node raises nothing here, so it is
+    still retried.
+    """
+
+    def wrapped(config: dict[str, Any]) -> None:
+        try:
+            trainable(config)
+        except Exception:
+            tune.report({**_current_clock().last_row, META_KEY: {"history": False, FINAL_ERROR: True}})
+            raise
+
+    wrapped.__name__ = getattr(trainable, "__name__", "train")
+    return wrapped
+
+
+def is_final_error(result: dict[str, Any]) -> bool:
+    """Whether a result announces that its run failed on its own (see `errors_are_final`)."""
+    return bool(result.get(META_KEY, {}).get(FINAL_ERROR, False))
+
+
+class RetryOnlyLostRuns(tune.Callback):
+    """Driver side of `errors_are_final`: no retry for a run that failed on its own."""
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any,
+                        result: dict[str, Any], **info: Any) -> None:
+        if is_final_error(result):
+            trial.max_failures = 0  # Trial.should_recover() reads it when the error arrives
 
 
 def log(row: dict[str, Any], step: int | None = None) -> None:

@@ -131,3 +131,15 @@ def test_results_table_lists_runs_best_first(ray_session, tmp_path):
     losses = [float(line.split()[2]) for line in table[1:]]
     assert losses == sorted(losses) and len(losses) == 4
     assert Path(result.path).name.startswith("quadratic-")
+
+
+def test_a_run_failing_on_its_own_is_not_retried(ray_session, tmp_path):
+    """--max-failures retries lost nodes, not training code that raised (W&B never re-runs those)."""
+    spec = {"method": "grid", "metric": {"name": "loss"}, "parameters": {"x": {"values": [1.0]}}}
+    result = run(spec, failing, out=tmp_path, progress=False, max_failures=2)
+    [run_id] = result.runs["id"]
+    assert result.runs["state"].tolist() == ["crashed"]
+    history = (result.path / "runs" / run_id / "wandb-history.jsonl").read_text().splitlines()
+    assert len(history) == 1
+    metadata = json.loads((result.path / "runs" / run_id / "wandb-metadata.json").read_text())
+    assert not metadata.get("attempts")
