@@ -34,7 +34,6 @@ import stat
 import string
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Union
@@ -88,24 +87,29 @@ _SKIP = object()
 
 
 def plain(value: Any) -> Any:
-    """`value` as JSON/YAML-ready Python, the way W&B stores logged values.
+    """`value` as plain Python (dict/list/str/int/float/bool/None), the way W&B stores it.
 
-    numpy and torch scalars and arrays become numbers and lists (their
-    ``tolist()``), media placeholders become `_SKIP`, anything else its ``str``.
-    Stdlib only: this runs inside the user's program.
+    Searchers hand out numpy scalars and trainables log numpy and torch values:
+    ``yaml.safe_dump`` rejects all of them (and subclasses of str or int) and
+    ``json`` some.  Scalars and arrays become numbers and lists through their
+    ``tolist()``, so numpy is never imported: this runs inside the user's
+    program too, and is the one converter of the driver's run log.  Mapping
+    keys become strings, media placeholders are dropped, anything else unknown
+    becomes its ``str``.
     """
     if isinstance(value, _Placeholder):
         return _SKIP
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
     if isinstance(value, Mapping):
         pairs = ((str(k), plain(v)) for k, v in value.items())
         return {k: v for k, v in pairs if v is not _SKIP}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [v for v in map(plain, value) if v is not _SKIP]
     if callable(getattr(value, "tolist", None)):
-        return plain(value.tolist())
-    return str(value)
+        return plain(value.tolist())  # numpy/torch scalars and arrays
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return None if value is None else str(value)
 
 
 def termlog(message: str = "", *, prefix: str = "") -> None:

@@ -60,6 +60,22 @@ def prepare_environment() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
+#: Ray's cap on trials waiting for resources; 1 for searchers like raysweep's, unless set.
+PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
+_USER_SET_PENDING = PENDING_ENV in os.environ
+
+
+def allow_pending(slots: int | None) -> None:
+    """Let Ray place as many trials at once as the cluster holds (`slots`), not one at a time.
+
+    With one pending trial a sweep fills a cluster one trial per scheduling
+    round (and an autoscaler sees demand for one node at a time); a full
+    wave keeps bayes suggestions at most one wave ahead of the results.
+    """
+    if not _USER_SET_PENDING and slots:
+        os.environ[PENDING_ENV] = str(slots)
+
+
 def connect(address: str | None = None, *, num_cpus: int | None = None,
             num_gpus: int | None = None, dashboard_host: str = "127.0.0.1") -> ClusterInfo:
     """Join the cluster at `address` (or ``RAY_ADDRESS``), else start a local Ray.

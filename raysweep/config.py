@@ -1,4 +1,4 @@
-"""The run config a training function receives: nested, with attribute and item access.
+"""Nested configs: the run config a training function receives, and their leaves.
 
 W&B code reads hyperparameters as ``config.lr`` and ``config["lr"]`` and nested
 parameters as ``config.optimizer.lr``; raysweep hands trials the same shape so
@@ -36,3 +36,19 @@ class RunConfig(dict):
     def as_dict(self) -> dict[str, Any]:
         """A plain nested dict copy (what `yaml.safe_dump`/`json.dumps` accept)."""
         return {k: v.as_dict() if isinstance(v, RunConfig) else v for k, v in self.items()}
+
+
+def leaves(tree: Mapping[str, Any], *, sort: bool = False) -> dict[tuple[str, ...], Any]:
+    """Every value of a nested mapping that is not a mapping itself, by its key path.
+
+    One walk serves the sweep's parameter tree (`sort`: names sorted at every
+    level, the order W&B's engine uses) and a run's nested config (as given).
+    """
+    flat: dict[tuple[str, ...], Any] = {}
+    for key in sorted(tree) if sort else tree:
+        value = tree[key]
+        if isinstance(value, Mapping):
+            flat.update({(key, *path): leaf for path, leaf in leaves(value, sort=sort).items()})
+        else:
+            flat[(key,)] = value
+    return flat

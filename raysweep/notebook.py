@@ -23,10 +23,10 @@ from typing import Any
 from ray import cloudpickle
 from ray import tune
 
-from raysweep import runlog
 from raysweep.config import RunConfig
 from raysweep.errors import RaysweepError
-from raysweep.names import check_id, run_id_for
+from raysweep.names import check_id, new_sweep_id, run_id_for
+from raysweep.runlog import RunLog
 from raysweep.runner import DEFAULT_OUT, SweepResult, run, ship_by_value
 from raysweep.spec import SweepSpec, load_spec
 
@@ -40,8 +40,8 @@ def sweep(sweep: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec, *,
     W&B's server-side places and mean nothing here.
     """
     spec = sweep if isinstance(sweep, SweepSpec) else load_spec(sweep)
-    sweep_id = runlog.new_sweep_id()
-    runlog.RunLog.create(Path(out or DEFAULT_OUT).resolve(), spec, sweep_id)
+    sweep_id = new_sweep_id()
+    RunLog.create(Path(out or DEFAULT_OUT).resolve(), spec, sweep_id)
     return sweep_id
 
 

@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ray import tune
 
+from raysweep.config import leaves
 from raysweep.distributions import Constant
 from raysweep.names import run_id_for
 from raysweep.session import is_history
@@ -39,7 +40,7 @@ class ProgressCallback(tune.Callback):
         self._budget = budget
         self._stream = stream
         self._counts: Counter[str] = Counter()
-        self._constants = {".".join(path) for path, dist in spec.flat_parameters().items()
+        self._constants = {path for path, dist in spec.flat_parameters().items()
                            if isinstance(dist, Constant)}
         self._last: dict[str, dict[str, Any]] = {}
         self._best: tuple[float, dict[str, Any]] | None = None
@@ -87,19 +88,9 @@ class ProgressCallback(tune.Callback):
         counts = ", ".join(f"{key} {self._counts[key]}" for key in ("finished", "early-stopped", "crashed"))
         if self._best is None:
             return counts
-        config = ", ".join(f"{k}={_short(v)}" for k, v in _flatten(self._best[1]).items()
-                           if k not in self._constants)
+        config = ", ".join(f"{'.'.join(path)}={_short(v)}" for path, v in leaves(self._best[1]).items()
+                           if path not in self._constants)
         return f"{counts} | best {self._metric.name}={self._best[0]:.4g} ({config})"
-
-
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _short(value: Any) -> str:

@@ -1,14 +1,14 @@
 """Run a sweep on Ray Tune: spec → searcher + scheduler + trainable → Tuner, with a run log.
 
 This is the only module that wires the pieces together and touches a live Ray
-cluster; everything it calls is a pure translation (space, search, stopping)
-or a recorder (runlog), so each of those is tested on its own.
+cluster; everything it calls is a pure translation (space, search, stopping),
+a recorder (runlog, recorder, progress) or a launcher (program, storage), so
+each of those is tested on its own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -16,25 +16,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ray import cloudpickle
 import pandas as pd
-
-from ray import tune
+from ray import cloudpickle, tune
 from ray.tune.error import TuneError
 from ray.tune.search import Searcher
 
-from raysweep import cluster, runlog, search, stopping
-from raysweep.errors import ClusterError, RunLogError
+from raysweep import cluster, search, stopping
 from raysweep.config import RunConfig
+from raysweep.errors import RunLogError
 from raysweep.interrupt import catch_interrupt
+from raysweep.names import new_sweep_id
 from raysweep.progress import ProgressCallback
+from raysweep.recorder import RunLogCallback
 from raysweep.results import sort_best_first
+from raysweep.runlog import RunLog, load
 from raysweep.session import RetryOnlyLostRuns, errors_are_final, report_row
 from raysweep.spec import SweepSpec, load_spec
+from raysweep.storage import experiment_location, latest_experiment
 
 DEFAULT_OUT = Path("raysweep-runs")
-#: Name of Ray's experiment directory inside a sweep's run log.
-EXPERIMENT_NAME = "ray"
 TrainFn = Callable[..., Any]
 
 
@@ -62,23 +62,6 @@ class Resources:
         at_once = self.slots(info)
         return (f"up to {'unlimited' if at_once is None else at_once} runs at once "
                 f"({self.cpus_per_trial:g} CPU, {self.gpus_per_trial:g} GPU each)")
-
-
-#: Ray's cap on trials waiting for resources; 1 for searchers like raysweep's, unless set.
-PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
-_USER_SET_PENDING = PENDING_ENV in os.environ
-
-
-def allow_pending(resources: Resources, info: cluster.ClusterInfo) -> None:
-    """Let Ray place as many trials at once as the cluster holds, not one at a time.
-
-    With one pending trial a sweep fills a cluster one trial per scheduling
-    round (and an autoscaler sees demand for one node at a time); a full
-    wave keeps bayes suggestions at most one wave ahead of the results.
-    """
-    slots = resources.slots(info)
-    if not _USER_SET_PENDING and slots:
-        os.environ[PENDING_ENV] = str(slots)
 
 
 @dataclass
@@ -160,7 +143,7 @@ class Settings:
     reuse_actors: bool | None = None  # None: reuse unless the cluster has (or may add) other nodes
 
 
-def _make_trainable(spec: SweepSpec, log: runlog.RunLog, train_fn: TrainFn | None,
+def _make_trainable(spec: SweepSpec, log: RunLog, train_fn: TrainFn | None,
                     settings: Settings) -> Callable[[dict[str, Any]], None]:
     """The function each trial runs: the user's `train` or the sweep's program."""
     if train_fn is not None:
@@ -173,7 +156,7 @@ def _make_trainable(spec: SweepSpec, log: runlog.RunLog, train_fn: TrainFn | Non
         verbose=settings.verbose)
 
 
-def _tuner(spec: SweepSpec, log: runlog.RunLog, trainable: Callable[[dict[str, Any]], None],
+def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
            settings: Settings, budget: int | None, searcher: Searcher,
            experiment: tuple[str, str]) -> tune.Tuner:
     """A new Tuner for the sweep, recording into `log`.
@@ -185,7 +168,7 @@ def _tuner(spec: SweepSpec, log: runlog.RunLog, trainable: Callable[[dict[str, A
     resources = settings.resources
     scheduler = stopping.make_scheduler(spec)
     rung_of = scheduler.stopped_at_rung if scheduler is not None else None
-    callbacks: list[tune.Callback] = [RetryOnlyLostRuns(), runlog.RunLogCallback(log, rung_of)]
+    callbacks: list[tune.Callback] = [RetryOnlyLostRuns(), RunLogCallback(log, rung_of)]
     if settings.progress:
         callbacks.append(ProgressCallback(spec, log, budget, rung_of))
     tune_config = tune.TuneConfig(
@@ -204,7 +187,7 @@ def _tuner(spec: SweepSpec, log: runlog.RunLog, trainable: Callable[[dict[str, A
                       tune_config=tune_config, run_config=run_config)
 
 
-def _fit(tuner: tune.Tuner, log: runlog.RunLog) -> str:
+def _fit(tuner: tune.Tuner, log: RunLog) -> str:
     """Run the Tuner; the sweep's final state is `cancelled` when runs were left unfinished."""
     try:
         with catch_interrupt() as interrupted:
@@ -266,58 +249,27 @@ def run(
     if settings.progress:
         print(f"{info.describe()}; {settings.resources.describe(info)}", flush=True)
     cluster.check_fits(info, settings.resources.cpus_per_trial, settings.resources.gpus_per_trial)
-    allow_pending(settings.resources, info)
+    cluster.allow_pending(settings.resources.slots(info))
     if settings.reuse_actors is None:
         # Ray may hand a new trial to a cached actor whose node just died and then not retry it.
         settings = replace(settings, reuse_actors=info.nodes == 1 and not info.node_types)
     if resume is not None:
         return _resume(Path(resume), train_fn, settings)
     if attach is not None:
-        log = runlog.RunLog.open(Path(attach))
+        log = RunLog.open(Path(attach))
         spec = load_spec(log.path / "sweep.yaml")
     else:
         spec = sweep if isinstance(sweep, SweepSpec) else load_spec(sweep)
-        log = runlog.RunLog.create(Path(out or DEFAULT_OUT).resolve(), spec, runlog.new_sweep_id())
+        log = RunLog.create(Path(out or DEFAULT_OUT).resolve(), spec, new_sweep_id())
     done = log.finished_runs()
     budget = run_budget(spec, settings.count, already_done=len(done))
     trainable = errors_are_final(trainable or _make_trainable(spec, log, train_fn, settings))
     searcher = search.make_searcher(spec, seed=settings.seed, max_runs=budget,
                                     exclude=[r["config"] for r in done])
-    experiment = _experiment_location(log.path, settings.storage)
+    experiment = experiment_location(log.path, settings.storage)
     state = "finished" if budget == 0 else _fit(
         _tuner(spec, log, trainable, settings, budget, searcher, experiment), log)
-    return SweepResult(log.path, spec, state, runlog.load(log.path))
-
-
-def ray_storage(storage: str | None, log_path: Path) -> str:
-    """Where Ray keeps a sweep's experiment state: its run log, or ``<storage>/<run-log name>``.
-
-    Shared storage (``s3://``, ``gs://``, a network filesystem) outlives the
-    head node, so `--resume` works on a new one.  URIs pass through as given;
-    a path is made absolute, since Ray reads a relative one as a URI and fails.
-    """
-    if storage is None:
-        return str(log_path)
-    if "://" in storage:
-        return f"{storage.rstrip('/')}/{log_path.name}"
-    return str(Path(storage).expanduser().resolve() / log_path.name)
-
-
-def _experiment_location(log_path: Path, storage: str | None) -> tuple[str, str]:
-    """Ray's storage path and a new experiment name in it: ``ray``, then ``ray-2``... for agents."""
-    import pyarrow.fs
-
-    where = ray_storage(storage, log_path)
-    try:
-        fs, root = pyarrow.fs.FileSystem.from_uri(where)
-        name, index = EXPERIMENT_NAME, 1
-        while fs.get_file_info(f"{root}/{name}").type != pyarrow.fs.FileType.NotFound:
-            index += 1
-            name = f"{EXPERIMENT_NAME}-{index}"
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise ClusterError(f"--storage {storage}: cannot use {where} for Ray's experiment state ({exc}); "
-                           "give a writable path, s3://bucket/prefix or gs://bucket/prefix") from exc
-    return where, name
+    return SweepResult(log.path, spec, state, load(log.path))
 
 
 def _resume(path: Path, train_fn: TrainFn | None, settings: Settings) -> SweepResult:
@@ -326,10 +278,9 @@ def _resume(path: Path, train_fn: TrainFn | None, settings: Settings) -> SweepRe
     Ray's experiment state brings back the searcher, the scheduler and the
     run-log callback as they were, so the remaining budget is what is run.
     """
-    log = runlog.RunLog.open(path)
+    log = RunLog.open(path)
     spec = load_spec(path / "sweep.yaml")
-    recorded = json.loads((log.path / "sweep.json").read_text()).get("ray_experiment_path")
-    experiment = recorded or _latest_experiment(path)
+    experiment = log.sweep_info().get("ray_experiment_path") or latest_experiment(path)
     if experiment is None or not tune.Tuner.can_restore(str(experiment)):
         raise RunLogError(f"{path}: no Ray experiment state to resume from at {experiment}; "
                           "is this a raysweep run-log directory, and is its --storage reachable?")
@@ -338,10 +289,4 @@ def _resume(path: Path, train_fn: TrainFn | None, settings: Settings) -> SweepRe
     tuner = tune.Tuner.restore(str(experiment), tune.with_resources(
         trainable, settings.resources.as_ray()), resume_unfinished=True, resume_errored=False)
     state = _fit(tuner, log)
-    return SweepResult(log.path, spec, state, runlog.load(log.path))
-
-
-def _latest_experiment(path: Path) -> Path | None:
-    """The sweep's most recent Ray experiment directory (``ray``, ``ray-2``, ...)."""
-    found = [p for p in path.glob(f"{EXPERIMENT_NAME}*") if p.is_dir()]
-    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+    return SweepResult(log.path, spec, state, load(log.path))

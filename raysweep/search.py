@@ -32,6 +32,7 @@ from ray.tune.search.hyperopt import HyperOptSearch
 
 from raysweep import space
 from raysweep.bayesopt import StatefulSearcher, UnitCubeGP, finite_number, from_unit
+from raysweep.capture import plain
 from raysweep.distributions import Categorical, Constant, Distribution
 from raysweep.spec import SweepSpec
 
@@ -136,17 +137,6 @@ def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
     """Every point of the sweep's grid as a nested config, in W&B's order."""
     params = Params.of(spec)
     return [params.nest(point) for point in _flat_grid(params)]
-
-
-def plain(value: Any) -> Any:
-    """`value` with numpy scalars turned into Python ones, containers walked."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(plain(item) for item in value)
-    return value
 
 
 class GridSearcher(StatefulSearcher):

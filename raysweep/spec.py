@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from raysweep import validate
+from raysweep.config import leaves
 from raysweep.distributions import Distribution
 from raysweep.errors import SweepConfigError, Violation
 from raysweep.parameters import ParamTree, parse_parameters
@@ -97,19 +98,7 @@ class SweepSpec:
 
     def flat_parameters(self) -> dict[tuple[str, ...], Distribution]:
         """Key path -> distribution, in W&B's order (names sorted at every level)."""
-        return flatten(self.parameters)
-
-
-def flatten(tree: ParamTree, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Distribution]:
-    """The leaves of a parameter tree by key path, walked sorted by name at every level like W&B."""
-    flat: dict[tuple[str, ...], Distribution] = {}
-    for name in sorted(tree):
-        node = tree[name]
-        if isinstance(node, Distribution):
-            flat[(*prefix, name)] = node
-        else:
-            flat.update(flatten(node, (*prefix, name)))
-    return flat
+        return leaves(self.parameters, sort=True)
 
 
 def load_spec(source: str | os.PathLike[str] | Mapping[str, Any], *, check_program: bool = True) -> SweepSpec:
@@ -232,7 +221,7 @@ def _assemble(config: dict[str, Any], report: Report, text: str | None, path: st
     if "early_terminate" in config and "metric" not in config:
         report.add("metric", "early_terminate needs a metric to compare runs; add e.g. "
                              "`metric: {name: val_loss, goal: minimize}`")
-    validate.check_search(report, method, flatten(tree), "metric" in config)
+    validate.check_search(report, method, leaves(tree, sort=True), "metric" in config)
     strings = _strings(report, config)
     if "program" in strings:
         validate.check_program(report, strings["program"], check_exists=check_program and text is not None)

@@ -54,8 +54,8 @@ def test_overhead_quick(tmp_path: Path) -> None:
 def test_scale_quick(tmp_path: Path) -> None:
     text = run_quick("scale.py", tmp_path)
     data = read(tmp_path, "scale.json")
-    assert data["sweep"]["runs"] == data["sweep"]["finished"] == 300
-    assert data["sweep"]["peak_rss_mib"] > 50
+    [sweep] = data["sweeps"]
+    assert sweep["runs"] == sweep["finished"] == 300 and sweep["peak_rss_mib"] > 50
     assert data["reads"]["rows"] == 300
     assert len(data["times"]["end_run"]) == 300 and len(data["times"]["append_history"]) == 900
     assert "`end_run`" in text and "`raysweep results DIR`" in text

@@ -20,7 +20,7 @@ import yaml
 import raysweep
 from cluster_scenario import EPOCHS, RUNS, WORKERS
 from raysweep.cli import build_parser
-from raysweep.runner import ray_storage
+from raysweep.storage import ray_storage
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "tests" / "cluster_scenario.py"

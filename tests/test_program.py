@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from raysweep import program
+from raysweep import child, program
 from raysweep.capture import Reporter
 from raysweep.errors import ProgramError
 from raysweep.names import run_id_for
@@ -172,7 +172,7 @@ def test_engine_order_matches_sweeps_next_run() -> None:
 
 
 def _launch(tmp_path: Path, script: str, config: dict[str, Any], *, command: list[object] | None = None,
-            base_env: dict[str, str] | None = None, **kwargs: Any) -> tuple[program.ChildExit, list[Any]]:
+            base_env: dict[str, str] | None = None, **kwargs: Any) -> tuple[child.ChildExit, list[Any]]:
     """Run `script` as a sweep run would run, outside Ray; return how it ended and what it reported."""
     ids = {"sweep_id": "sweep1", "run_id": "run1", "wandb_dir": str(tmp_path)}
     program.write_param_files(command, config, **ids)
@@ -180,7 +180,7 @@ def _launch(tmp_path: Path, script: str, config: dict[str, Any], *, command: lis
     argv = program.build_command(command, str(PROGRAMS / script), config, interpreter=sys.executable,
                                  environ=env, **ids)
     reported: list[Any] = []
-    ended = program.run_child(argv, env=env, cwd=str(tmp_path), kill_grace=kwargs.pop("kill_grace", 1.0),
+    ended = child.run_child(argv, env=env, cwd=str(tmp_path), kill_grace=kwargs.pop("kill_grace", 1.0),
                               reporter=Reporter(lambda row, summary=None: reported.append((row, summary))),
                               **kwargs)
     return ended, reported
@@ -258,7 +258,7 @@ def test_digits_example_runs_unchanged_as_a_program(tmp_path: Path) -> None:
                                  environ=env, **ids)
     assert argv[2:4] == ["configs/programs/train_digits.py", "--val_fraction=0.25"]
     reported: list[Any] = []
-    ended = program.run_child(argv, env=env, cwd=str(repo), kill_grace=1.0,
+    ended = child.run_child(argv, env=env, cwd=str(repo), kill_grace=1.0,
                               reporter=Reporter(lambda row, summary=None: reported.append((row, summary))))
     ended.check()
     rows = [row for row, _ in reported if row]
@@ -278,7 +278,7 @@ def test_failing_programs_raise_with_exit_code_and_tail(mode: str, status: int, 
     ended, reported = _launch(tmp_path, "faulty.py", {"mode": mode})
     assert ended.status == status
     assert reported == [({"loss": 1.0, "_step": 0}, None)]
-    with pytest.raises(program.ProgramFailed) as failure:
+    with pytest.raises(child.ProgramFailed) as failure:
         ended.check()
     assert (failure.value.exit_code, failure.value.state) == (status, state)
     assert failure.value.tail[-1] == last_line
@@ -289,7 +289,7 @@ def test_failing_programs_raise_with_exit_code_and_tail(mode: str, status: int, 
 def test_silent_program_is_its_own_error(tmp_path: Path) -> None:
     ended, reported = _launch(tmp_path, "faulty.py", {"mode": "silent"})
     assert (ended.status, ended.messages, reported) == (0, 0, [])
-    with pytest.raises(program.ProgramSilent, match="never called wandb.log") as failure:
+    with pytest.raises(child.ProgramSilent, match="never called wandb.log") as failure:
         ended.check()
     assert "training without logging" in str(failure.value)
 
@@ -329,7 +329,7 @@ def test_run_timeout_kills_a_hanging_program(tmp_path: Path) -> None:
     assert time.monotonic() - started < 5
     assert (ended.timed_out, ended.status, len(reported)) == (1.0, -signal.SIGTERM, 1)
     assert _wait_for(lambda: not any(map(_alive, _pids(pidfile))), timeout=2)  # SIGKILLed, maybe still exiting
-    with pytest.raises(program.ProgramFailed, match=r"timed out after 1 s and was killed \(exit code -15\)"):
+    with pytest.raises(child.ProgramFailed, match=r"timed out after 1 s and was killed \(exit code -15\)"):
         ended.check()
 
 
@@ -346,7 +346,7 @@ def test_program_killed_from_outside_is_a_signal_exit(tmp_path: Path) -> None:
     ended, _ = _launch(tmp_path, "faulty.py", {"mode": "hang"}, base_env={"RAYSWEEP_TEST_PIDFILE": str(pidfile)})
     killer.join()
     assert ended.status == -signal.SIGKILL
-    with pytest.raises(program.ProgramFailed, match="killed by signal SIGKILL"):
+    with pytest.raises(child.ProgramFailed, match="killed by signal SIGKILL"):
         ended.check()
 
 
@@ -371,7 +371,7 @@ def test_stopping_a_run_leaves_no_process(mode: str, tmp_path: Path) -> None:
                                  environ=env, **ids)
     started = time.monotonic()
     with pytest.raises(_Stop):
-        program.run_child(argv, env=env, cwd=str(tmp_path), kill_grace=1.0, reporter=Reporter(report))
+        child.run_child(argv, env=env, cwd=str(tmp_path), kill_grace=1.0, reporter=Reporter(report))
     assert time.monotonic() - started < 8
     pids = _pids(pidfile)
     assert len(pids) == (2 if mode == "spawn" else 1)
@@ -383,14 +383,14 @@ def test_program_dies_with_its_trial_process(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     trial = f"""
 import os, sys
-from raysweep import program
+from raysweep import child, program
 from raysweep.capture import Reporter
 ids = dict(sweep_id="s", run_id="r", wandb_dir={str(tmp_path)!r})
 program.write_param_files(None, {{"mode": "stubborn"}}, **ids)
 env = program.agent_env({{**os.environ, "RAYSWEEP_TEST_PIDFILE": {str(pidfile)!r}}}, **ids)
 argv = program.build_command(None, {str(PROGRAMS / "faulty.py")!r}, {{"mode": "stubborn"}},
                              interpreter=sys.executable, environ=env, **ids)
-program.run_child(argv, env=env, cwd={str(tmp_path)!r}, kill_grace=0.5, reporter=Reporter(lambda *a, **k: None))
+child.run_child(argv, env=env, cwd={str(tmp_path)!r}, kill_grace=0.5, reporter=Reporter(lambda *a, **k: None))
 """
     repo = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen([sys.executable, "-c", trial], cwd=repo, stdout=subprocess.DEVNULL,

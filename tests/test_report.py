@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from raysweep.html_report import report
 from raysweep.names import run_name
-from raysweep.html_report import (NO_SKLEARN, axes, best_runs, importance, learning_curves,
-                             metric_vs_time, report, run_kind)
+from raysweep.report_data import (NO_SKLEARN, axes, best_runs, importance, learning_curves,
+                                  metric_vs_time, run_kind)
 from raysweep.runlog import RunLog, load
 from raysweep.spec import load_spec
 from raysweep.stopping import hyperband_milestones

@@ -31,8 +31,9 @@ import yaml
 
 from raysweep.errors import RunLogError
 from raysweep.names import check_id, new_run_id, new_sweep_id, run_id_for, run_name, slug
-from raysweep.runlog import (COLUMNS, RunLog, RunLogCallback, best_run, history_row, load,
-                             to_plain)
+from raysweep.capture import plain
+from raysweep.recorder import RunLogCallback, history_row
+from raysweep.runlog import COLUMNS, RunLog, best_run, load
 from reference import run_reference
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,10 +134,10 @@ def test_run_names_and_config_keys_with_paths_stay_data(tmp_path):
 
 # --- plain values ----------------------------------------------------------------------
 
-def test_to_plain_turns_numpy_and_containers_into_python():
-    value = to_plain({"f": np.float64(0.5), "i": np.int64(3), "b": np.bool_(True),
-                      "a": np.arange(3), "t": (1, 2), 7: {"nested": np.float32(2.0)},
-                      "o": Path("/x"), "n": None})
+def test_plain_turns_numpy_and_containers_into_python():
+    value = plain({"f": np.float64(0.5), "i": np.int64(3), "b": np.bool_(True),
+                   "a": np.arange(3), "t": (1, 2), 7: {"nested": np.float32(2.0)},
+                   "o": Path("/x"), "n": None})
     assert value == {"f": 0.5, "i": 3, "b": True, "a": [0, 1, 2], "t": [1, 2],
                      "7": {"nested": 2.0}, "o": "/x", "n": None}
     assert [type(value[k]) for k in ("f", "i", "b")] == [float, int, bool]
@@ -385,7 +386,8 @@ def test_a_torn_line_is_ignored_by_readers_and_cut_by_the_next_append(tmp_path):
 _WRITER = """
 import random, sys
 sys.path.insert(0, sys.argv[2])
-from raysweep.runlog import RunLog, new_run_id
+from raysweep.names import new_run_id
+from raysweep.runlog import RunLog
 log = RunLog.open(sys.argv[1])
 rng = random.Random()
 print("ready", flush=True)
@@ -532,7 +534,7 @@ def sweep_trainable(marker: Path) -> Any:
         from ray import tune
 
         from raysweep import session
-        from raysweep.program import ProgramFailed
+        from raysweep.child import ProgramFailed
 
         x = config["x"]
         if x == 1:  # plain Ray reporting: no _step

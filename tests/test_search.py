@@ -332,20 +332,17 @@ def test_save_and_restore_files_round_trip(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("spec_text", [BOWL.format(method="bayes"), BOWL.format(method="grid").replace(
-    "{distribution: log_uniform_values, min: 1.0e-5, max: 1.0}", "{values: [1.0e-3, 1.0e-2]}").replace(
-    "{min: -1.0, max: 1.0}", "{values: [0.9, 0.3, 0.0]}")], ids=["gp", "grid"])
-def test_tuner_runs_the_searcher_until_finished(spec_text: str, ray_session: None, tmp_path: Path) -> None:
+def test_tuner_runs_the_searcher_until_finished(ray_session: None, tmp_path: Path) -> None:
     """A real Tune run with num_samples=-1 ends on FINISHED, with errors and 2 trials at a time."""
     from ray import tune
 
     def diverging_bowl(config: dict[str, Any]) -> None:  # local: Ray workers cannot import this module
-        if config["m"] > 0.8:
+        if config["m"] > 0.0:  # half the space; the 2-point Latin hypercube puts one start there
             raise RuntimeError("diverged")
         for step in range(2):
             tune.report({"loss": (math.log10(config["lr"]) + 2) ** 2 + (config["m"] - 0.3) ** 2 + 0.1 / (step + 1)})
 
-    searcher = search.make_searcher(load_spec(spec_text), seed=0, max_runs=6)
+    searcher = search.make_searcher(load_spec(BOWL.format(method="bayes")), seed=0, max_runs=6)
     tuner = tune.Tuner(diverging_bowl, run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
                        tune_config=tune.TuneConfig(metric="loss", mode="min", search_alg=searcher,
                                                    num_samples=-1, max_concurrent_trials=2))
@@ -353,5 +350,5 @@ def test_tuner_runs_the_searcher_until_finished(spec_text: str, ray_session: Non
     assert len(results) == 6
     configs = [result.config for result in results]
     assert all(set(config) == {"lr", "m"} and _no_numpy(config) for config in configs)
-    assert len(results.errors) == sum(config["m"] > 0.8 for config in configs)
+    assert 1 <= len(results.errors) == sum(config["m"] > 0.0 for config in configs)
     assert results.get_best_result().metrics["loss"] < 1.0
