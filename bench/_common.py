@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,31 @@ def header(title: str, extra_versions: dict[str, str] | None = None,
         f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- machine: {os.cpu_count()} cores, {platform.machine()}, {platform.system()} "
         f"{platform.release()}; load average at the end (1/5/15 min): {load()}",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in found.items()), ""])
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in found.items()) + f"; raysweep source: {source()}",
+        ""])
+
+
+def source() -> str:
+    """Which raysweep was measured: the checkout (its commit, and whether raysweep/ had uncommitted
+    changes) or, with ``PYTHONPATH`` pointing at an exported snapshot, that directory."""
+    import raysweep
+
+    package = Path(raysweep.__file__).resolve().parent
+    if package != REPO / "raysweep":
+        return f"snapshot {package.parent} (`git archive <commit> raysweep`, on PYTHONPATH)"
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    changed = git("status", "--porcelain", "--", "raysweep").splitlines()
+    return f"checkout at commit {git('rev-parse', '--short', 'HEAD') or '?'}" + (
+        f" + uncommitted changes in {len(changed)} file(s) under raysweep/" if changed else "")
+
+
+def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """`fn(*args)` and the seconds it took."""
+    started = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - started
 
 
 def write_section(path: Path, name: str, text: str) -> None:

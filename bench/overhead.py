@@ -19,7 +19,10 @@ Then the per-run cost of program mode is measured piece by piece, without Ray.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import cProfile
 import json
+import pstats
 import os
 import statistics
 import subprocess
@@ -31,8 +34,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-FUNCTION = ("raysweep", "ray_default", "ray_fast")
-PROGRAM = ("raysweep_program", "ray_program_default", "ray_program_fast")
+#: Suffix of a raysweep variant run with Ray's own experiment-checkpoint period (``auto``) instead
+#: of raysweep's ``TUNE_GLOBAL_CHECKPOINT_S=0``: what the fix proposed in RESULTS.md would give.
+FIX, FIX_ENV = "+ckpt_auto", {"TUNE_GLOBAL_CHECKPOINT_S": "auto"}
+FUNCTION = ("raysweep", "raysweep" + FIX, "ray_default", "ray_fast")
+PROGRAM = ("raysweep_program", "raysweep_program" + FIX, "ray_program_default", "ray_program_fast")
 WANDB_SCRIPT = '''\
 import argparse, time
 import wandb
@@ -55,6 +61,34 @@ args = parser.parse_args()
 for i in range(args.steps):
     print(json.dumps({"loss": (args.x - 0.3) ** 2 + 1.0 / (i + 1)}), flush=True)
 '''
+
+
+#: Set in a child's environment to profile its sweep (cProfile of the driver).
+PROFILE_ENV = "RAYSWEEP_BENCH_PROFILE"
+FEWER = (", fewer to keep the whole benchmark near 15 minutes: with a new actor per trial its cost per run "
+         "does not depend on the number of runs")
+#: Where a driver's time goes: label -> (path fragment, function name), cumulative seconds.
+DRIVER_COSTS = {
+    "Ray's controller loop, all of it (`TuneController.step`)": ("tune/execution/tune_controller.py", "step"),
+    "Ray experiment-state saves (`TuneController.checkpoint`)": ("tune/execution/tune_controller.py",
+                                                               "checkpoint"),
+    "↳ of which JSON of every trial (`json.dump`)": ("json/__init__.py", "dump"),
+    "↳ of which the searcher's state (`SearchGenerator.save_to_dir`)": ("search/search_generator.py",
+                                                                       "save_to_dir"),
+    "run log: `RunLogCallback.on_trial_start`": ("raysweep/runlog.py", "on_trial_start"),
+    "run log: `RunLogCallback.on_trial_result`": ("raysweep/runlog.py", "on_trial_result"),
+    "run log: `RunLogCallback.on_trial_complete`": ("raysweep/runlog.py", "on_trial_complete"),
+    "↳ of which `RunLog.name_for` (lists runs/)": ("raysweep/runlog.py", "name_for"),
+    "waiting for workers (`ray.wait`)": ("ray/_private/worker.py", "wait"),
+}
+
+
+def driver_costs(profiler: cProfile.Profile) -> dict[str, float]:
+    """Cumulative seconds of each `DRIVER_COSTS` entry (0 when it never ran)."""
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    return {label: sum(entry[3] for (path, _, name), entry in stats.items()
+                       if name == function and path.endswith(fragment))
+            for label, (fragment, function) in DRIVER_COSTS.items()}
 
 
 def sweep(steps: int, program: str | None = None) -> dict[str, Any]:
@@ -104,6 +138,7 @@ def child(plan: list[tuple[str, int]], steps: int, out: Path) -> list[dict[str, 
 
     answers = []
     for variant, runs in plan:
+        base = variant.removesuffix(FIX)
         marks = [time.perf_counter()]
         if variant.startswith("raysweep"):
             from raysweep import cluster, runner  # noqa: F401
@@ -115,12 +150,15 @@ def child(plan: list[tuple[str, int]], steps: int, out: Path) -> list[dict[str, 
             if not ray.is_initialized():
                 ray.init(include_dashboard=False, log_to_driver=False)
         marks.append(time.perf_counter())
-        rows = _raysweep_sweep(variant, runs, steps, out) if variant.startswith("raysweep") else \
-            _plain_sweep(variant, runs, steps, out)
+        profiler = cProfile.Profile() if os.environ.get(PROFILE_ENV) else None
+        with profiler or contextlib.nullcontext():
+            rows = _raysweep_sweep(base, runs, steps, out) if base.startswith("raysweep") else \
+                _plain_sweep(base, runs, steps, out)
         marks.append(time.perf_counter())
         import_s, init_s, fit_s = (b - a for a, b in zip(marks, marks[1:]))
         answers.append({"variant": variant, "runs": runs, "rows": rows, "import_s": import_s,
-                        "init_s": init_s, "fit_s": fit_s, "load": _common.load()})
+                        "init_s": init_s, "fit_s": fit_s, "load": _common.load(),
+                        **({"profile": driver_costs(profiler)} if profiler else {})})
     return answers
 
 
@@ -166,7 +204,7 @@ def interleaved(variants: list[str], reps: int, sizes: dict[str, int], steps: in
             (scratch / "plain_script.py").write_text(PLAIN_SCRIPT)
             answers, wall = _common.run_json(
                 [sys.executable, __file__, "--child", ",".join(f"{v}={sizes[v]}" for v in group),
-                 "--steps", str(steps), "--out", str(scratch)])
+                 "--steps", str(steps), "--out", str(scratch)], env=FIX_ENV if group[0].endswith(FIX) else None)
             for answer in answers:
                 results.append({**answer, "rep": rep, "total_s": wall})
                 print(f"rep {rep} {answer['variant']}: fit {answer['fit_s']:.1f} s, process {wall:.1f} s, "
@@ -220,21 +258,15 @@ def breakdown(out: Path, samples: int, steps: int) -> dict[str, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Ray: get_trial_id() outside a trial
         for _ in range(samples):
-            whole["raysweep"].append(_timed(trial, config))
-            whole["plain"].append(_timed(run_plain_script, {**config, "program": str(plain)},
-                                         lambda row: None))
+            whole["raysweep"].append(_common.timed(trial, config)[1])
+            whole["plain"].append(_common.timed(run_plain_script, {**config, "program": str(plain)},
+                                                lambda row: None)[1])
     return {**walls, "wandb capture: wandb.init() to first row received by the trial":
             statistics.median(latency),
             "one whole run through raysweep's trial code, no Ray (reaper + script + capture)":
             statistics.median(whole["raysweep"]),
             "one whole run of the plain script, no Ray (Popen + read lines)":
             statistics.median(whole["plain"])}
-
-
-def _timed(fn: Any, *args: Any) -> float:
-    started = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - started
 
 
 
@@ -257,7 +289,7 @@ def _ratio(ratios: list[float]) -> str:
 def variant_table(results: list[dict[str, Any]], variants: tuple[str, ...]) -> str:
     """Medians over repetitions of each variant's phases."""
     rows = []
-    for v in variants:
+    for v in [v for v in variants if any(r["variant"] == v for r in results)]:
         runs = next(r["runs"] for r in results if r["variant"] == v)
         fit, total = _med(results, v, "fit_s"), _med(results, v, "total_s")
         loads = [r["load"][0] for r in results if r["variant"] == v]
@@ -280,23 +312,51 @@ def comparison(results: list[dict[str, Any]], mine: str, fast: str, default: str
         + (f"; target ≥ 10: **{met[statistics.median(speedup) >= 10]}**" if targets else "")]
 
 
+def profiles(variants: list[str], runs: int, steps: int, out: Path) -> list[dict[str, Any]]:
+    """One more run of each variant in a fresh process, its driver under cProfile."""
+    found = []
+    for variant in variants:
+        env = {PROFILE_ENV: "1", **(FIX_ENV if variant.endswith(FIX) else {})}
+        answers, _ = _common.run_json([sys.executable, __file__, "--child", f"{variant}={runs}", "--steps",
+                                       str(steps), "--out", str(out / f"profile-{variant}")], env=env)
+        found += answers
+    return found
+
+
+def profile_section(found: list[dict[str, Any]]) -> str:
+    rows = [[label, *(f"{r['profile'][label]:.1f} ({r['profile'][label] / r['fit_s']:.0%})" for r in found)]
+            for label in DRIVER_COSTS]
+    return "\n".join([
+        "### Where raysweep's driver spends its time", "",
+        "One more run of each, the driver under cProfile (which slows it; shares are what count): cumulative "
+        "seconds and share of the fit time. Load: " + ", ".join(f"{r['load']}" for r in found) + ".", "",
+        _common.table(["driver function", *(f"`{r['variant']}`: {r['runs']} runs, fit {r['fit_s']:.0f} s"
+                                            for r in found)], rows)])
+
+
+def present(results: list[dict[str, Any]], variant: str) -> bool:
+    return any(r["variant"] == variant for r in results)
+
+
 def function_section(results: list[dict[str, Any]]) -> str:
-    return "\n".join([variant_table(results, FUNCTION),
-                      *comparison(results, "raysweep", "ray_fast", "ray_default", targets=True), ""])
+    lines = comparison(results, "raysweep", "ray_fast", "ray_default", targets=True)
+    if present(results, "raysweep" + FIX):
+        lines += comparison(results, "raysweep" + FIX, "ray_fast", "ray_default", targets=True)
+    return "\n".join([variant_table(results, FUNCTION), *lines, ""])
 
 
 def program_section(results: list[dict[str, Any]], pieces: dict[str, float]) -> str:
     slots = os.cpu_count() or 1
     per_run = {v: _med(results, v, "fit_s") * slots / next(r["runs"] for r in results if r["variant"] == v)
-               for v in PROGRAM}
+               for v in PROGRAM if present(results, v)}
     alone = pieces["one whole run through raysweep's trial code, no Ray (reaper + script + capture)"]
     rows = [[name, f"{seconds * 1000:.1f}"] for name, seconds in pieces.items()]
     rows += [[f"per run in `{v}` (fit time × {slots} slots ÷ runs)", f"{s * 1000:.1f}"] for v, s in per_run.items()]
-    rows.append(["of which Ray's share in `raysweep_program` (per run − the whole run without Ray)",
-                 f"{(per_run['raysweep_program'] - alone) * 1000:.1f}"])
-    return "\n".join([variant_table(results, PROGRAM),
-                      *comparison(results, "raysweep_program", "ray_program_fast", "ray_program_default",
-                                  targets=False), "",
+    rows += [[f"of which Ray + run log in `{v}` (per run − one whole run without Ray)",
+              f"{(per_run[v] - alone) * 1000:.1f}"] for v in per_run if v.startswith("raysweep")]
+    lines = [line for mine in ("raysweep_program", "raysweep_program" + FIX) if present(results, mine)
+             for line in comparison(results, mine, "ray_program_fast", "ray_program_default", targets=False)]
+    return "\n".join([variant_table(results, PROGRAM), *lines, "",
                       "Per-run cost of program mode, measured directly (medians; the pieces run "
                       "interleaved, without Ray):", "",
                       _common.table(["piece", "ms"], rows)])
@@ -323,22 +383,27 @@ def main() -> None:
     program_runs = args.program_runs or (3 if quick else 50)
     sizes = {**dict.fromkeys(FUNCTION, runs), **dict.fromkeys(PROGRAM, program_runs),
              "ray_default": args.default_runs or runs}
-    results = interleaved(list(FUNCTION + PROGRAM), args.reps or (1 if quick else 3), sizes, steps, out,
+    variants = [v for v in FUNCTION + PROGRAM if not (quick and v.endswith(FIX))]
+    results = interleaved(variants, args.reps or (1 if quick else 3), sizes, steps, out,
                           shared=quick)
     pieces = breakdown(out, args.samples or (2 if quick else 20), steps)
-    (out / "overhead.json").write_text(json.dumps({"results": results, "breakdown": pieces}, indent=1))
+    found = [] if quick else profiles(["raysweep", "raysweep" + FIX], runs, steps, out)
+    (out / "overhead.json").write_text(json.dumps({"results": results, "breakdown": pieces, "profiles": found},
+                                                  indent=1))
     title = "Overhead" + (" (quick smoke run — not a result)" if quick else "")
     _common.write_section(results_path, "overhead", "\n".join([
         _common.header(title),
         ("All variants share one process (smoke run). " if quick else "Each variant runs in a fresh process. ")
         + f"Repetitions interleave the variants (order rotated). "
         f"Function mode: {runs} runs × {steps} steps of a trivial function (`ray_default`: "
-        f"{sizes['ray_default']} runs). Program mode: {program_runs} runs × {steps} steps of a trivial "
+        f"{sizes['ray_default']} runs{FEWER if sizes['ray_default'] < runs else ''}). Program mode: {program_runs} runs × {steps} steps of a trivial "
         f"script. *fit* = the sweep call (`raysweep.run` / `Tuner` + `fit` + results DataFrame); *total* = "
         "the whole process (interpreter, imports, `ray.init`, fit, Ray shut-down). Ratios are per run, "
-        "paired by repetition; medians over repetitions.", "",
+        f"paired by repetition; medians over repetitions. `…{FIX}`: the same raysweep with "
+        "`TUNE_GLOBAL_CHECKPOINT_S=auto` (Ray's default) in its environment instead of the `0` raysweep "
+        "sets, i.e. the fix proposed in the profile below.", "",
         "### Function mode", "", function_section(results),
-        "### Program mode", "", program_section(results, pieces)]))
+        "### Program mode", "", program_section(results, pieces), *([profile_section(found)] if found else [])]))
 
 
 if __name__ == "__main__":

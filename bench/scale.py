@@ -22,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -101,24 +100,19 @@ def synthesise(out: Path, runs: int, steps: int) -> tuple[Path, dict[str, list[f
     rewrites, inode = 0, None
     for i in range(runs):
         run_id = run_id_for(log.sweep_id, f"trial_{i:05d}")
-        name = _timed(times["name_for"], log.name_for, run_id)
-        _timed(times["start_run"], log.start_run, run_id, name, {"x": i / runs, "y": "abc"[i % 3]},
-               {"host": "bench"})
+        name, seconds = _common.timed(log.name_for, run_id)
+        times["name_for"].append(seconds)
+        times["start_run"].append(_common.timed(log.start_run, run_id, name, {"x": i / runs, "y": "abc"[i % 3]},
+                                                {"host": "bench"})[1])
         for step in range(steps):
-            _timed(times["append_history"], log.append_history, run_id, {"loss": 1.0 / (step + 1 + i)})
-        _timed(times["end_run"], log.end_run, run_id, "finished")
+            times["append_history"].append(
+                _common.timed(log.append_history, run_id, {"loss": 1.0 / (step + 1 + i)})[1])
+        times["end_run"].append(_common.timed(log.end_run, run_id, "finished")[1])
         now = os.stat(log.path / "runs.jsonl").st_ino
         rewrites += inode is not None and now != inode
         inode = now
     log.finish("finished")
     return log.path, times, rewrites
-
-
-def _timed(into: list[float], fn: Callable[..., Any], *args: Any) -> Any:
-    started = time.perf_counter()
-    value = fn(*args)
-    into.append(time.perf_counter() - started)
-    return value
 
 
 def read_costs(path: Path, repeats: int) -> dict[str, float]:
@@ -148,20 +142,26 @@ def cost_rows(times: dict[str, list[float]], window: int) -> list[list[Any]]:
     return rows
 
 
-def section(quick: bool, runs: int, steps: int, sweep: dict[str, Any], times: dict[str, list[float]],
+def sweep_rows(sweeps: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[s["label"], f"{s['finished']}/{s['runs']}", s["wall_s"], s["runs"] / s["wall_s"],
+             s["runs_per_s_first_tenth"], s["runs_per_s_last_tenth"], f"{s['peak_rss_mib']:.0f} MiB",
+             ", ".join(f"{k}: {v:.0f} MiB" for k, v in s["rss_mib_at"].items()), s["load"][0]] for s in sweeps]
+
+
+def section(quick: bool, steps: int, sweeps: list[dict[str, Any]], times: dict[str, list[float]],
             rewrites: int, reads: dict[str, float], window: int) -> str:
-    title = "Scale" + (" (quick smoke run — not a result)" if quick else "")
-    rss = ", ".join(f"{k}: {v:.0f} MiB" for k, v in sweep["rss_mib_at"].items())
+    runs = len(times["end_run"])
     growth = max(float(row[-1]) for row in cost_rows(times, window))
     return "\n".join([
-        _common.header(title, packages=("raysweep", "ray", "pandas", "psutil")),
-        f"### A real sweep of {runs} runs × {steps} steps (function mode, `raysweep.run`, fresh process)", "",
-        _common.table(["runs finished", "wall s", "runs/s", "driver peak RSS (getrusage)",
-                       "driver RSS through the sweep (psutil)", "runs/s, first tenth", "runs/s, last tenth",
-                       "1-min load at end"],
-                      [[f"{sweep['finished']}/{sweep['runs']}", sweep["wall_s"], sweep["runs"] / sweep["wall_s"],
-                        f"{sweep['peak_rss_mib']:.0f} MiB", rss, sweep["runs_per_s_first_tenth"],
-                        sweep["runs_per_s_last_tenth"], sweep["load"][0]]]),
+        _common.header("Scale" + (" (quick smoke run — not a result)" if quick else ""),
+                       packages=("raysweep", "ray", "pandas", "psutil")),
+        f"### Real sweeps of short runs ({steps} steps each; function mode, `raysweep.run`, fresh process each)",
+        "", "Driver peak RSS from `getrusage` (exact peak of the driver process); RSS through the sweep from "
+        "psutil samples every 0.5 s, at 10/50/100% of the samples. Runs/s early and late: over the first and "
+        "the last tenth of the runs to end.", "",
+        _common.table(["sweep", "runs finished", "wall s", "runs/s", "runs/s, first tenth",
+                       "runs/s, last tenth", "driver peak RSS", "driver RSS through the sweep",
+                       "1-min load at end"], sweep_rows(sweeps)),
         f"### Run-log write cost as the log grows to {runs} runs (`RunLog` driven directly)", "",
         f"Each run: `name_for` + `start_run`, {steps} × `append_history`, `end_run` — the calls "
         f"`RunLogCallback` makes. Median ms per call over the first and the last {window} runs; "
@@ -180,6 +180,8 @@ def main() -> None:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--runs", type=int, help="runs (default 10000; --quick 300)")
+    p.add_argument("--as-is-runs", type=int, default=2000,
+                   help="runs of the sweep with raysweep's own Ray settings (default 2000; --quick: --runs)")
     p.add_argument("--steps", type=int, default=3, help="history rows per run (default 3)")
     args = p.parse_args()
     if args.child:
@@ -188,16 +190,21 @@ def main() -> None:
     _common.isolate_ray()
     out, results_path = _common.prepare(args, "scale")
     runs = args.runs or (300 if args.quick else 10_000)
+    plan = [("raysweep as is", runs if args.quick else min(runs, args.as_is_runs), {})]
+    if not args.quick:
+        plan.append(("with `TUNE_GLOBAL_CHECKPOINT_S=auto`", runs, {"TUNE_GLOBAL_CHECKPOINT_S": "auto"}))
+    sweeps = []
+    for i, (label, count, env) in enumerate(plan):
+        answer, _ = _common.run_json([sys.executable, __file__, "--child", "--runs", str(count), "--steps",
+                                      str(args.steps), "--out", str(out / f"sweep-{i}")], env=env)
+        sweeps.append({**answer, "label": label})
+        print(f"sweep: {sweeps[-1]}", flush=True)
     path, times, rewrites = synthesise(out / "synthetic", runs, args.steps)
     print(f"synthesised {runs} runs at {path}", flush=True)
     reads = read_costs(path, 1 if args.quick else 3)
-    sweep, _ = _common.run_json([sys.executable, __file__, "--child", "--runs", str(runs),
-                                 "--steps", str(args.steps), "--out", str(out / "sweep")])
-    print(f"sweep: {sweep}", flush=True)
-    (out / "scale.json").write_text(json.dumps({"sweep": sweep, "times": times, "reads": reads}))
-    window = max(10, runs // 20)
-    _common.write_section(results_path, "scale",
-                          section(args.quick, runs, args.steps, sweep, times, rewrites, reads, window))
+    (out / "scale.json").write_text(json.dumps({"sweeps": sweeps, "times": times, "reads": reads}))
+    _common.write_section(results_path, "scale", section(args.quick, args.steps, sweeps, times, rewrites, reads,
+                                                         max(10, runs // 20)))
 
 
 if __name__ == "__main__":

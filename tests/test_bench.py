@@ -9,6 +9,8 @@ The Ray-starting scripts start their own local Ray (private ``RAY_TMPDIR``).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +24,17 @@ REPO = Path(__file__).resolve().parents[1]
 def run_quick(script: str, tmp_path: Path, *extra: str) -> str:
     """Run ``bench/<script> --quick`` into `tmp_path`; return the section it wrote."""
     results = tmp_path / "RESULTS.md"
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / script), "--quick", "--out", str(tmp_path),
-                           "--results", str(results), *extra],
-                          cwd=REPO, capture_output=True, text=True, timeout=400)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.Popen([sys.executable, str(REPO / "bench" / script), "--quick", "--out",
+                             str(tmp_path), "--results", str(results), *extra],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=400)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the script's worker processes too
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
     text = results.read_text()
     name = script.removesuffix(".py")
     assert text.count(f"<!-- {name} -->") == 1 and f"<!-- /{name} -->" in text
