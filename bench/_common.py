@@ -32,6 +32,7 @@ REPO = BENCH.parent
 RESULTS = BENCH / "RESULTS.md"
 #: Order of the sections in RESULTS.md, whichever script writes first.
 SECTIONS = ("overhead", "scale", "early_stopping", "search_quality")
+STARTED = time.monotonic()
 
 
 def reference_python() -> str:
@@ -101,6 +102,7 @@ def header(title: str, extra_versions: dict[str, str] | None = None,
         f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- machine: {os.cpu_count()} cores, {platform.machine()}, {platform.system()} "
         f"{platform.release()}; load average at the end (1/5/15 min): {load()}",
+        f"- duration of the whole run: {(time.monotonic() - STARTED) / 60:.1f} min",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in found.items()) + f"; raysweep source: {source()}",
         ""])
 

@@ -142,11 +142,15 @@ def all_traces(seeds: int, runs: int) -> dict[str, dict[str, list[list[float]]]]
 
     raysweep's searches run in two worker processes (one per core), W&B's in
     one reference-venv process beside them: the GP searches take minutes.
+    The workers are spawned, not forked: a fork while the reference process
+    is being started would inherit its pipe and keep its output from ending.
     """
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
     traces: dict[str, dict[str, list[list[float]]]] = {problem: {} for problem in PROBLEMS}
-    with ThreadPoolExecutor(max_workers=1) as thread, ProcessPoolExecutor(max_workers=2) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    with ThreadPoolExecutor(max_workers=1) as thread, ProcessPoolExecutor(2, mp_context=spawn) as pool:
         reference = thread.submit(reference_traces, seeds, runs)
         mine = {(problem, method): [pool.submit(raysweep_trace, problem, method.split()[1], seed, runs)
                                     for seed in range(seeds)]
