@@ -19,10 +19,7 @@ Then the per-run cost of program mode is measured piece by piece, without Ray.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import cProfile
 import json
-import pstats
 import os
 import statistics
 import subprocess
@@ -33,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+import _profile  # noqa: E402
 
 #: Suffix of a raysweep variant run with Ray's own experiment-checkpoint period (``auto``) instead
 #: of raysweep's ``TUNE_GLOBAL_CHECKPOINT_S=0``: what the fix proposed in RESULTS.md would give.
@@ -52,6 +50,8 @@ for i in range(wandb.config.steps):
     wandb.log({"loss": (wandb.config.x - 0.3) ** 2 + 1.0 / (i + 1), **({"t_init": t_init} if i == 0 else {})})
 run.finish()
 '''
+FEWER = (", fewer to keep the whole benchmark near 15 minutes: with a new actor per trial its cost per run "
+         "does not depend on the number of runs")
 PLAIN_SCRIPT = '''\
 import argparse, json, time
 parser = argparse.ArgumentParser()
@@ -61,34 +61,6 @@ args = parser.parse_args()
 for i in range(args.steps):
     print(json.dumps({"loss": (args.x - 0.3) ** 2 + 1.0 / (i + 1)}), flush=True)
 '''
-
-
-#: Set in a child's environment to profile its sweep (cProfile of the driver).
-PROFILE_ENV = "RAYSWEEP_BENCH_PROFILE"
-FEWER = (", fewer to keep the whole benchmark near 15 minutes: with a new actor per trial its cost per run "
-         "does not depend on the number of runs")
-#: Where a driver's time goes: label -> (path fragment, function name), cumulative seconds.
-DRIVER_COSTS = {
-    "Ray's controller loop, all of it (`TuneController.step`)": ("tune/execution/tune_controller.py", "step"),
-    "Ray experiment-state saves (`TuneController.checkpoint`)": ("tune/execution/tune_controller.py",
-                                                               "checkpoint"),
-    "↳ of which JSON of every trial (`json.dump`)": ("json/__init__.py", "dump"),
-    "↳ of which the searcher's state (`SearchGenerator.save_to_dir`)": ("search/search_generator.py",
-                                                                       "save_to_dir"),
-    "run log: `RunLogCallback.on_trial_start`": ("raysweep/runlog.py", "on_trial_start"),
-    "run log: `RunLogCallback.on_trial_result`": ("raysweep/runlog.py", "on_trial_result"),
-    "run log: `RunLogCallback.on_trial_complete`": ("raysweep/runlog.py", "on_trial_complete"),
-    "↳ of which `RunLog.name_for` (lists runs/)": ("raysweep/runlog.py", "name_for"),
-    "waiting for workers (`ray.wait`)": ("ray/_private/worker.py", "wait"),
-}
-
-
-def driver_costs(profiler: cProfile.Profile) -> dict[str, float]:
-    """Cumulative seconds of each `DRIVER_COSTS` entry (0 when it never ran)."""
-    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-    return {label: sum(entry[3] for (path, _, name), entry in stats.items()
-                       if name == function and path.endswith(fragment))
-            for label, (fragment, function) in DRIVER_COSTS.items()}
 
 
 def sweep(steps: int, program: str | None = None) -> dict[str, Any]:
@@ -150,15 +122,13 @@ def child(plan: list[tuple[str, int]], steps: int, out: Path) -> list[dict[str, 
             if not ray.is_initialized():
                 ray.init(include_dashboard=False, log_to_driver=False)
         marks.append(time.perf_counter())
-        profiler = cProfile.Profile() if os.environ.get(PROFILE_ENV) else None
-        with profiler or contextlib.nullcontext():
-            rows = _raysweep_sweep(base, runs, steps, out) if base.startswith("raysweep") else \
+        answer: dict[str, Any] = {"variant": variant, "runs": runs}
+        with _profile.profiled(answer):
+            answer["rows"] = _raysweep_sweep(base, runs, steps, out) if base.startswith("raysweep") else \
                 _plain_sweep(base, runs, steps, out)
         marks.append(time.perf_counter())
         import_s, init_s, fit_s = (b - a for a, b in zip(marks, marks[1:]))
-        answers.append({"variant": variant, "runs": runs, "rows": rows, "import_s": import_s,
-                        "init_s": init_s, "fit_s": fit_s, "load": _common.load(),
-                        **({"profile": driver_costs(profiler)} if profiler else {})})
+        answers.append({**answer, "import_s": import_s, "init_s": init_s, "fit_s": fit_s, "load": _common.load()})
     return answers
 
 
@@ -316,22 +286,11 @@ def profiles(variants: list[str], runs: int, steps: int, out: Path) -> list[dict
     """One more run of each variant in a fresh process, its driver under cProfile."""
     found = []
     for variant in variants:
-        env = {PROFILE_ENV: "1", **(FIX_ENV if variant.endswith(FIX) else {})}
+        env = {_profile.PROFILE_ENV: "1", **(FIX_ENV if variant.endswith(FIX) else {})}
         answers, _ = _common.run_json([sys.executable, __file__, "--child", f"{variant}={runs}", "--steps",
                                        str(steps), "--out", str(out / f"profile-{variant}")], env=env)
         found += answers
     return found
-
-
-def profile_section(found: list[dict[str, Any]]) -> str:
-    rows = [[label, *(f"{r['profile'][label]:.1f} ({r['profile'][label] / r['fit_s']:.0%})" for r in found)]
-            for label in DRIVER_COSTS]
-    return "\n".join([
-        "### Where raysweep's driver spends its time", "",
-        "One more run of each, the driver under cProfile (which slows it; shares are what count): cumulative "
-        "seconds and share of the fit time. Load: " + ", ".join(f"{r['load']}" for r in found) + ".", "",
-        _common.table(["driver function", *(f"`{r['variant']}`: {r['runs']} runs, fit {r['fit_s']:.0f} s"
-                                            for r in found)], rows)])
 
 
 def present(results: list[dict[str, Any]], variant: str) -> bool:
@@ -403,7 +362,7 @@ def main() -> None:
         "`TUNE_GLOBAL_CHECKPOINT_S=auto` (Ray's default) in its environment instead of the `0` raysweep "
         "sets, i.e. the fix proposed in the profile below.", "",
         "### Function mode", "", function_section(results),
-        "### Program mode", "", program_section(results, pieces), *([profile_section(found)] if found else [])]))
+        "### Program mode", "", program_section(results, pieces), *([_profile.section(found)] if found else [])]))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """Scale: a sweep of many short runs (function mode), and what the run log costs as it grows.
 
-1. A real sweep of ``--runs`` short runs through `raysweep.run`, in a fresh
-   process: the driver's peak RSS (``getrusage`` peak, and psutil samples of
-   its RSS as the sweep goes), and how fast runs complete early and late.
+1. Real sweeps of short runs through `raysweep.run`, each in a fresh process:
+   ``--as-is-runs`` runs with raysweep as it is, and ``--runs`` runs with Ray's
+   own experiment-checkpoint period (``TUNE_GLOBAL_CHECKPOINT_S=auto``; raysweep
+   sets ``0``, whose cost grows with the number of trials: see overhead.py's
+   profile).  For each: the driver's peak RSS (``getrusage`` peak, and psutil
+   samples of its RSS as the sweep goes), and how fast runs end early and late.
 2. The run log alone: `RunLog` driven directly, as `RunLogCallback` drives it,
    through ``--runs`` runs (start, ``--steps`` history rows, end), timing each
    call; the cost per call over the first runs is compared with the last runs.
@@ -180,8 +183,8 @@ def main() -> None:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--runs", type=int, help="runs (default 10000; --quick 300)")
-    p.add_argument("--as-is-runs", type=int, default=2000,
-                   help="runs of the sweep with raysweep's own Ray settings (default 2000; --quick: --runs)")
+    p.add_argument("--as-is-runs", type=int, default=600,
+                   help="runs of the sweep with raysweep's own Ray settings (default 600; --quick: --runs)")
     p.add_argument("--steps", type=int, default=3, help="history rows per run (default 3)")
     args = p.parse_args()
     if args.child:
