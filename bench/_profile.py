@@ -26,10 +26,10 @@ DRIVER_COSTS = {
     "↳ of which JSON of every trial (`json.dump`)": ("json/__init__.py", "dump"),
     "↳ of which the searcher's state (`SearchGenerator.save_to_dir`)": ("search/search_generator.py",
                                                                        "save_to_dir"),
-    "run log: `RunLogCallback.on_trial_start`": ("raysweep/runlog.py", "on_trial_start"),
-    "run log: `RunLogCallback.on_trial_result`": ("raysweep/runlog.py", "on_trial_result"),
-    "run log: `RunLogCallback.on_trial_complete`": ("raysweep/runlog.py", "on_trial_complete"),
-    "↳ of which `RunLog.name_for` (lists runs/)": ("raysweep/runlog.py", "name_for"),
+    "run log: `RunLogCallback.on_trial_start`": ("raysweep/recorder.py", "on_trial_start"),
+    "run log: `RunLogCallback.on_trial_result`": ("raysweep/recorder.py", "on_trial_result"),
+    "run log: `RunLogCallback.on_trial_complete`": ("raysweep/recorder.py", "on_trial_complete"),
+    "↳ of which `RunLog.name_for`": ("raysweep/runlog.py", "name_for"),
     "waiting for workers (`ray.wait`)": ("ray/_private/worker.py", "wait"),
 }
 

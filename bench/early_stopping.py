@@ -7,7 +7,8 @@ Two benchmarks, each a random sweep run with and without W&B's hyperband
   whose final score and speed ``τ`` are known functions of the config, so the
   true quality of the run a sweep picks is known too (slow learners exist:
   small learning rates converge late, so a rung can cut a run that would have
-  ended well);
+  ended well: the best configs are among the slow ones, a hard case for any
+  rung-based stopping, kept to show what it costs);
 - ``digits`` (skipped by ``--quick``): the torch example `examples/digits_mlp.py`
   with `configs/digits_mlp.yaml`'s space, as a random sweep.
 
@@ -150,7 +151,7 @@ def main() -> None:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, help="seeds per benchmark (default 3; --quick 1)")
     p.add_argument("--runs", type=int, help="runs per synthetic sweep (default 100; --quick 9)")
-    p.add_argument("--digits-runs", type=int, default=30, help="runs per digits sweep (default 30)")
+    p.add_argument("--digits-runs", type=int, default=60, help="runs per digits sweep (default 60)")
     args = p.parse_args()
     _common.isolate_ray()
     out, results_path = _common.prepare(args, "early_stopping")

@@ -32,11 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 import _profile  # noqa: E402
 
-#: Suffix of a raysweep variant run with Ray's own experiment-checkpoint period (``auto``) instead
-#: of raysweep's ``TUNE_GLOBAL_CHECKPOINT_S=0``: what the fix proposed in RESULTS.md would give.
-FIX, FIX_ENV = "+ckpt_auto", {"TUNE_GLOBAL_CHECKPOINT_S": "auto"}
-FUNCTION = ("raysweep", "raysweep" + FIX, "ray_default", "ray_fast")
-PROGRAM = ("raysweep_program", "raysweep_program" + FIX, "ray_program_default", "ray_program_fast")
+FUNCTION = ("raysweep", "ray_default", "ray_fast")
+PROGRAM = ("raysweep_program", "ray_program_default", "ray_program_fast")
 WANDB_SCRIPT = '''\
 import argparse, time
 import wandb
@@ -110,7 +107,6 @@ def child(plan: list[tuple[str, int]], steps: int, out: Path) -> list[dict[str, 
 
     answers = []
     for variant, runs in plan:
-        base = variant.removesuffix(FIX)
         marks = [time.perf_counter()]
         if variant.startswith("raysweep"):
             from raysweep import cluster, runner  # noqa: F401
@@ -124,8 +120,8 @@ def child(plan: list[tuple[str, int]], steps: int, out: Path) -> list[dict[str, 
         marks.append(time.perf_counter())
         answer: dict[str, Any] = {"variant": variant, "runs": runs}
         with _profile.profiled(answer):
-            answer["rows"] = _raysweep_sweep(base, runs, steps, out) if base.startswith("raysweep") else \
-                _plain_sweep(base, runs, steps, out)
+            answer["rows"] = _raysweep_sweep(variant, runs, steps, out) if variant.startswith("raysweep") else \
+                _plain_sweep(variant, runs, steps, out)
         marks.append(time.perf_counter())
         import_s, init_s, fit_s = (b - a for a, b in zip(marks, marks[1:]))
         answers.append({**answer, "import_s": import_s, "init_s": init_s, "fit_s": fit_s, "load": _common.load()})
@@ -174,7 +170,7 @@ def interleaved(variants: list[str], reps: int, sizes: dict[str, int], steps: in
             (scratch / "plain_script.py").write_text(PLAIN_SCRIPT)
             answers, wall = _common.run_json(
                 [sys.executable, __file__, "--child", ",".join(f"{v}={sizes[v]}" for v in group),
-                 "--steps", str(steps), "--out", str(scratch)], env=FIX_ENV if group[0].endswith(FIX) else None)
+                 "--steps", str(steps), "--out", str(scratch)])
             for answer in answers:
                 results.append({**answer, "rep": rep, "total_s": wall})
                 print(f"rep {rep} {answer['variant']}: fit {answer['fit_s']:.1f} s, process {wall:.1f} s, "
@@ -286,7 +282,7 @@ def profiles(variants: list[str], runs: int, steps: int, out: Path) -> list[dict
     """One more run of each variant in a fresh process, its driver under cProfile."""
     found = []
     for variant in variants:
-        env = {_profile.PROFILE_ENV: "1", **(FIX_ENV if variant.endswith(FIX) else {})}
+        env = {_profile.PROFILE_ENV: "1"}
         answers, _ = _common.run_json([sys.executable, __file__, "--child", f"{variant}={runs}", "--steps",
                                        str(steps), "--out", str(out / f"profile-{variant}")], env=env)
         found += answers
@@ -299,8 +295,6 @@ def present(results: list[dict[str, Any]], variant: str) -> bool:
 
 def function_section(results: list[dict[str, Any]]) -> str:
     lines = comparison(results, "raysweep", "ray_fast", "ray_default", targets=True)
-    if present(results, "raysweep" + FIX):
-        lines += comparison(results, "raysweep" + FIX, "ray_fast", "ray_default", targets=True)
     return "\n".join([variant_table(results, FUNCTION), *lines, ""])
 
 
@@ -313,8 +307,7 @@ def program_section(results: list[dict[str, Any]], pieces: dict[str, float]) -> 
     rows += [[f"per run in `{v}` (fit time × {slots} slots ÷ runs)", f"{s * 1000:.1f}"] for v, s in per_run.items()]
     rows += [[f"of which Ray + run log in `{v}` (per run − one whole run without Ray)",
               f"{(per_run[v] - alone) * 1000:.1f}"] for v in per_run if v.startswith("raysweep")]
-    lines = [line for mine in ("raysweep_program", "raysweep_program" + FIX) if present(results, mine)
-             for line in comparison(results, mine, "ray_program_fast", "ray_program_default", targets=False)]
+    lines = comparison(results, "raysweep_program", "ray_program_fast", "ray_program_default", targets=False)
     return "\n".join([variant_table(results, PROGRAM), *lines, "",
                       "Per-run cost of program mode, measured directly (medians; the pieces run "
                       "interleaved, without Ray):", "",
@@ -342,11 +335,10 @@ def main() -> None:
     program_runs = args.program_runs or (3 if quick else 50)
     sizes = {**dict.fromkeys(FUNCTION, runs), **dict.fromkeys(PROGRAM, program_runs),
              "ray_default": args.default_runs or runs}
-    variants = [v for v in FUNCTION + PROGRAM if not (quick and v.endswith(FIX))]
-    results = interleaved(variants, args.reps or (1 if quick else 3), sizes, steps, out,
+    results = interleaved(list(FUNCTION + PROGRAM), args.reps or (1 if quick else 3), sizes, steps, out,
                           shared=quick)
     pieces = breakdown(out, args.samples or (2 if quick else 20), steps)
-    found = [] if quick else profiles(["raysweep", "raysweep" + FIX], runs, steps, out)
+    found = [] if quick else profiles(["raysweep"], runs, steps, out)
     (out / "overhead.json").write_text(json.dumps({"results": results, "breakdown": pieces, "profiles": found},
                                                   indent=1))
     title = "Overhead" + (" (quick smoke run — not a result)" if quick else "")
@@ -358,9 +350,7 @@ def main() -> None:
         f"{sizes['ray_default']} runs{FEWER if sizes['ray_default'] < runs else ''}). Program mode: {program_runs} runs × {steps} steps of a trivial "
         f"script. *fit* = the sweep call (`raysweep.run` / `Tuner` + `fit` + results DataFrame); *total* = "
         "the whole process (interpreter, imports, `ray.init`, fit, Ray shut-down). Ratios are per run, "
-        f"paired by repetition; medians over repetitions. `…{FIX}`: the same raysweep with "
-        "`TUNE_GLOBAL_CHECKPOINT_S=auto` (Ray's default) in its environment instead of the `0` raysweep "
-        "sets, i.e. the fix proposed in the profile below.", "",
+        "paired by repetition; medians over repetitions.", "",
         "### Function mode", "", function_section(results),
         "### Program mode", "", program_section(results, pieces), *([_profile.section(found)] if found else [])]))
 

@@ -1,11 +1,8 @@
 """Scale: a sweep of many short runs (function mode), and what the run log costs as it grows.
 
-1. Real sweeps of short runs through `raysweep.run`, each in a fresh process:
-   ``--as-is-runs`` runs with raysweep as it is, and ``--runs`` runs with Ray's
-   own experiment-checkpoint period (``TUNE_GLOBAL_CHECKPOINT_S=auto``; raysweep
-   sets ``0``, whose cost grows with the number of trials: see overhead.py's
-   profile).  For each: the driver's peak RSS (``getrusage`` peak, and psutil
-   samples of its RSS as the sweep goes), and how fast runs end early and late.
+1. A real sweep of ``--runs`` short runs through `raysweep.run`, in a fresh
+   process: the driver's peak RSS (``getrusage`` peak, and psutil samples of
+   its RSS as the sweep goes), and how fast runs end early and late.
 2. The run log alone: `RunLog` driven directly, as `RunLogCallback` drives it,
    through ``--runs`` runs (start, ``--steps`` history rows, end), timing each
    call; the cost per call over the first runs is compared with the last runs.
@@ -158,7 +155,7 @@ def section(quick: bool, steps: int, sweeps: list[dict[str, Any]], times: dict[s
     return "\n".join([
         _common.header("Scale" + (" (quick smoke run — not a result)" if quick else ""),
                        packages=("raysweep", "ray", "pandas", "psutil")),
-        f"### Real sweeps of short runs ({steps} steps each; function mode, `raysweep.run`, fresh process each)",
+        f"### A real sweep of short runs ({steps} steps each; function mode, `raysweep.run`, in a fresh process)",
         "", "Driver peak RSS from `getrusage` (exact peak of the driver process); RSS through the sweep from "
         "psutil samples every 0.5 s, at 10/50/100% of the samples. Runs/s early and late: over the first and "
         "the last tenth of the runs to end.", "",
@@ -183,8 +180,6 @@ def main() -> None:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--runs", type=int, help="runs (default 10000; --quick 300)")
-    p.add_argument("--as-is-runs", type=int, default=600,
-                   help="runs of the sweep with raysweep's own Ray settings (default 600; --quick: --runs)")
     p.add_argument("--steps", type=int, default=3, help="history rows per run (default 3)")
     args = p.parse_args()
     if args.child:
@@ -193,15 +188,10 @@ def main() -> None:
     _common.isolate_ray()
     out, results_path = _common.prepare(args, "scale")
     runs = args.runs or (300 if args.quick else 10_000)
-    plan = [("raysweep as is", runs if args.quick else min(runs, args.as_is_runs), {})]
-    if not args.quick:
-        plan.append(("with `TUNE_GLOBAL_CHECKPOINT_S=auto`", runs, {"TUNE_GLOBAL_CHECKPOINT_S": "auto"}))
-    sweeps = []
-    for i, (label, count, env) in enumerate(plan):
-        answer, _ = _common.run_json([sys.executable, __file__, "--child", "--runs", str(count), "--steps",
-                                      str(args.steps), "--out", str(out / f"sweep-{i}")], env=env)
-        sweeps.append({**answer, "label": label})
-        print(f"sweep: {sweeps[-1]}", flush=True)
+    answer, _ = _common.run_json([sys.executable, __file__, "--child", "--runs", str(runs), "--steps",
+                                  str(args.steps), "--out", str(out / "sweep")])
+    sweeps = [{**answer, "label": "raysweep"}]
+    print(f"sweep: {sweeps[0]}", flush=True)
     path, times, rewrites = synthesise(out / "synthetic", runs, args.steps)
     print(f"synthesised {runs} runs at {path}", flush=True)
     reads = read_costs(path, 1 if args.quick else 3)

@@ -36,7 +36,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-failures", type=int, default=2,
                         help="retries of a crashed run, e.g. when its node is lost (default: %(default)s)")
     parser.add_argument("--storage", metavar="PATH|URI",
-                        help="where Ray keeps the sweep's state for --resume: a shared path, s3://... "
+                        help="where Ray keeps its experiment directory: a shared path, s3://... "
                              "or gs://... (default: inside the run log)")
     parser.add_argument("--run-timeout", type=float, help="kill a program run after this many seconds")
     parser.add_argument("--kill-grace", type=float, default=30.0,

@@ -28,10 +28,6 @@ _RAY_ENV_DEFAULTS = {
     "RAY_DEDUP_LOGS": "0",
     # Programs run in the directory the user launched from, as with `wandb agent`.
     "RAY_CHDIR_TO_TRIAL_DIR": "0",
-    # Save the experiment state at every step, not every 10 s or more: `--resume` after the
-    # driver was killed must know every run the run log has seen start or end, or it runs
-    # finished runs again and starts started ones under new ids.
-    "TUNE_GLOBAL_CHECKPOINT_S": "0",
 }
 
 

@@ -72,10 +72,10 @@ class RunLogCallback(tune.Callback):
     ``_raysweep_stopped_at_rung`` key that does, e.g. from a Stopper, is read too).
 
     Ray pickles its callbacks into the experiment (``tuner.pkl``, together with
-    the scheduler); this one leaves its open `RunLog` out and reopens it after
-    `Tuner.restore`.  The run log on disk, not the callback, says which runs
-    exist and which have ended, so a restore from an older Ray checkpoint
-    cannot duplicate a run.
+    the scheduler); this one leaves its open `RunLog` out and reopens it when
+    unpickled.  The run log on disk, not the callback, says which runs exist
+    and which have ended, so a restore from an older Ray checkpoint (with
+    Ray's own `Tuner.restore`) cannot duplicate a run.
     """
 
     def __init__(self, log: RunLog,
@@ -98,17 +98,7 @@ class RunLogCallback(tune.Callback):
     def log(self) -> RunLog:
         if self._log is None:
             self._log = RunLog.open(self.path)
-            self.set_state({"sweep_id": self._log.sweep_id})
         return self._log
-
-    def get_state(self) -> dict[str, Any]:
-        return {"sweep_id": self.sweep_id}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Refuse to restore a Ray experiment into the run log of another sweep."""
-        if state.get("sweep_id", self.sweep_id) != self.sweep_id:
-            raise RunLogError(f"the Ray experiment belongs to sweep {state['sweep_id']}, "
-                              f"but its run log {self.path} to sweep {self.sweep_id}")
 
     def setup(self, **info: Any) -> None:
         """Open the log before any trial starts, so a log that cannot be read fails first."""

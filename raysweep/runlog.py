@@ -57,6 +57,7 @@ class RunLog:
         self.sweep_id = check_id(sweep_id, "sweep id")
         self._runs: dict[str, Run] = {}
         self._ended = {record.get("id") for record in read_jsonl(path / RUNS)}
+        self._started: set[str] | None = None  # ids of runs with files, read once (one writer)
 
     @classmethod
     def create(cls, out: str | os.PathLike[str], spec: SweepSpec, sweep_id: str) -> RunLog:
@@ -124,6 +125,7 @@ class RunLog:
         write_atomic(run_dir / CONFIG, config_yaml(values))
         write_atomic(run_dir / METADATA, dumps(meta))
         self._runs[run_id] = Run(name, created, time.time(), values, meta)
+        self._run_ids().add(run_id)
 
     def append_history(self, run_id: str, row: Mapping[str, Any]) -> None:
         """One history line (W&B ``_step``, ``_runtime``, ``_timestamp`` filled in if absent)."""
@@ -187,9 +189,10 @@ class RunLog:
     def finish(self, state: str, **fields: Any) -> None:
         """Mark the sweep finished or cancelled in sweep.json (with its best run).
 
-        When it finished, runs still recorded as running can no longer end (Ray
-        did not know them after a restore from an older checkpoint): they are
-        recorded as crashed, as W&B does for runs that stop reporting.
+        When it finished, runs still recorded as running can no longer end (cut
+        off by an earlier driver and left out of this one's budget, or unknown
+        to Ray after its own `Tuner.restore`): they are recorded as crashed, as
+        W&B does for runs that stop reporting.
         """
         if state not in SWEEP_STATES[1:]:
             raise ValueError(f"sweep state must be one of {SWEEP_STATES[1:]}, got {state!r}")
@@ -221,10 +224,23 @@ class RunLog:
 
     def running_runs(self) -> list[dict[str, Any]]:
         """Records, as runs.jsonl would hold them, of started runs that have not ended."""
-        ended = {record["id"] for record in self.finished_runs()}
-        runs = [load_run(self.run_dir(run_id)) for run_id in sorted(self._run_ids() - ended)]
         return [run_record(run.metadata["run_id"], run, "running", run.summary.get("_runtime"))
-                for run in sorted(runs, key=lambda run: run.created_at or "")]
+                for run in self._unended()]
+
+    def cut_off_runs(self) -> dict[str, dict[str, Any]]:
+        """Ray trial id → config of each run that started and never ended, oldest first.
+
+        When the sweep is not running, these are runs its driver left behind
+        (killed, interrupted, out of disk): `raysweep.run` starts them again
+        under their own trial ids, so they keep their run ids.
+        """
+        return {run.metadata["ray_trial_id"]: run.config for run in self._unended()
+                if run.metadata.get("ray_trial_id")}
+
+    def _unended(self) -> list[Run]:
+        ended = {record["id"] for record in self.finished_runs()}
+        runs = [load_run(self.run_dir(run_id)) for run_id in self._run_ids() - ended]
+        return sorted(runs, key=lambda run: (run.created_at or "", run.metadata["run_id"]))
 
     def _run(self, run_id: str) -> Run:
         if run_id not in self._runs:
@@ -232,12 +248,19 @@ class RunLog:
         return self._runs[run_id]
 
     def _run_ids(self) -> set[str]:
-        runs = self.path / "runs"
-        try:
-            return {entry.name for entry in os.scandir(runs)
-                    if entry.is_dir() and (Path(entry.path) / METADATA).exists()}
-        except OSError as exc:
-            raise io_error(runs, exc, "read") from exc
+        """Ids of the sweep's started runs: listed from ``runs/`` once, then kept as runs start.
+
+        Listing (and checking) a directory per run start or end would make each
+        cost grow with the sweep; this process is the log's only writer.
+        """
+        if self._started is None:
+            runs = self.path / "runs"
+            try:
+                self._started = {entry.name for entry in os.scandir(runs)
+                                 if entry.is_dir() and (Path(entry.path) / METADATA).exists()}
+            except OSError as exc:
+                raise io_error(runs, exc, "read") from exc
+        return self._started
 
     def _set_summary(self, run_id: str, run: Run, values: dict[str, Any], *,
                      force: bool = False) -> None:

@@ -9,17 +9,18 @@ each of those is tested on its own.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from ray import cloudpickle, tune
 from ray.tune.error import TuneError
-from ray.tune.search import Searcher
 
 from raysweep import cluster, search, stopping
 from raysweep.config import RunConfig
@@ -32,7 +33,7 @@ from raysweep.results import sort_best_first
 from raysweep.runlog import RunLog, load
 from raysweep.session import RetryOnlyLostRuns, errors_are_final, report_row
 from raysweep.spec import SweepSpec, load_spec
-from raysweep.storage import experiment_location, latest_experiment
+from raysweep.storage import experiment_location
 
 DEFAULT_OUT = Path("raysweep-runs")
 TrainFn = Callable[..., Any]
@@ -157,7 +158,7 @@ def _make_trainable(spec: SweepSpec, log: RunLog, train_fn: TrainFn | None,
 
 
 def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
-           settings: Settings, budget: int | None, searcher: Searcher,
+           settings: Settings, budget: int | None, searcher: search.SweepSearcher,
            experiment: tuple[str, str]) -> tune.Tuner:
     """A new Tuner for the sweep, recording into `log`.
 
@@ -173,9 +174,8 @@ def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
         callbacks.append(ProgressCallback(spec, log, budget, rung_of))
     tune_config = tune.TuneConfig(
         metric=metric.name if metric else None, mode=metric.mode if metric else None,
-        search_alg=searcher, scheduler=scheduler,
-        num_samples=-1 if budget is None else budget,
-        max_concurrent_trials=resources.max_concurrent, reuse_actors=settings.reuse_actors is not False,
+        search_alg=search.SweepSearch(searcher, resources.max_concurrent), scheduler=scheduler,
+        num_samples=-1 if budget is None else budget, reuse_actors=settings.reuse_actors is not False,
         trial_dirname_creator=lambda trial: trial.trial_id)
     storage, name = experiment
     run_config = tune.RunConfig(
@@ -254,39 +254,69 @@ def run(
         # Ray may hand a new trial to a cached actor whose node just died and then not retry it.
         settings = replace(settings, reuse_actors=info.nodes == 1 and not info.node_types)
     if resume is not None:
-        return _resume(Path(resume), train_fn, settings)
-    if attach is not None:
+        log = RunLog.open(Path(resume))
+        spec = load_spec(log.path / "sweep.yaml")
+        settings = as_launched(settings, log.sweep_info(), len(log.finished_runs()),
+                               resources_given=resources is not None)
+        log.update_sweep(state="running", finished_at=None)
+    elif attach is not None:
         log = RunLog.open(Path(attach))
         spec = load_spec(log.path / "sweep.yaml")
     else:
         spec = sweep if isinstance(sweep, SweepSpec) else load_spec(sweep)
         log = RunLog.create(Path(out or DEFAULT_OUT).resolve(), spec, new_sweep_id())
-    done = log.finished_runs()
-    budget = run_budget(spec, settings.count, already_done=len(done))
     trainable = errors_are_final(trainable or _make_trainable(spec, log, train_fn, settings))
-    searcher = search.make_searcher(spec, seed=settings.seed, max_runs=budget,
-                                    exclude=[r["config"] for r in done])
-    experiment = experiment_location(log.path, settings.storage)
-    state = "finished" if budget == 0 else _fit(
-        _tuner(spec, log, trainable, settings, budget, searcher, experiment), log)
-    return SweepResult(log.path, spec, state, load(log.path))
+    return _sweep(spec, log, trainable, settings)
 
 
-def _resume(path: Path, train_fn: TrainFn | None, settings: Settings) -> SweepResult:
-    """Complete an interrupted sweep: finished runs stay, unfinished ones run again.
+def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
+           settings: Settings) -> SweepResult:
+    """Run the sweep's next runs: those a stopped driver cut off, then new ones, up to the budget.
 
-    Ray's experiment state brings back the searcher, the scheduler and the
-    run-log callback as they were, so the remaining budget is what is run.
+    The run log is the record a later driver starts from: ended runs are
+    never run again (a grid skips their points), cut-off runs start again
+    under their own ids, and ``sweep.json`` keeps what `--resume` needs to
+    complete this driver's share.
     """
-    log = RunLog.open(path)
-    spec = load_spec(path / "sweep.yaml")
-    experiment = log.sweep_info().get("ray_experiment_path") or latest_experiment(path)
-    if experiment is None or not tune.Tuner.can_restore(str(experiment)):
-        raise RunLogError(f"{path}: no Ray experiment state to resume from at {experiment}; "
-                          "is this a raysweep run-log directory, and is its --storage reachable?")
-    log.update_sweep(state="running", finished_at=None)
-    trainable = errors_are_final(_make_trainable(spec, log, train_fn, settings))
-    tuner = tune.Tuner.restore(str(experiment), tune.with_resources(
-        trainable, settings.resources.as_ray()), resume_unfinished=True, resume_errored=False)
-    state = _fit(tuner, log)
+    ended, cut_off = log.finished_runs(), log.cut_off_runs()
+    budget = run_budget(spec, settings.count, already_done=len(ended))
+    resumed = dict(itertools.islice(cut_off.items(), budget))
+    searcher = search.make_searcher(
+        spec, seed=searcher_seed(settings.seed, len(ended) + len(cut_off)),
+        max_runs=None if budget is None else budget - len(resumed),
+        exclude=[r["config"] for r in ended] + list(cut_off.values()), resumed=resumed)
+    log.update_sweep(planned_runs=None if budget is None else len(ended) + budget, seed=settings.seed,
+                     resources=asdict(settings.resources))
+    experiment = experiment_location(log.path, settings.storage)
+    if budget == 0:
+        log.finish("finished")
+        return SweepResult(log.path, spec, "finished", load(log.path))
+    state = _fit(_tuner(spec, log, trainable, settings, budget, searcher, experiment), log)
     return SweepResult(log.path, spec, state, load(log.path))
+
+
+def as_launched(settings: Settings, launched: Mapping[str, Any], ended: int, *,
+                resources_given: bool) -> Settings:
+    """`settings` for completing a sweep: its planned run count, seed and resources, unless given.
+
+    A resumed driver runs what the stopped one had left: its planned total
+    less the runs that have ended (cut-off runs included).
+    """
+    planned = launched.get("planned_runs")
+    count = settings.count if settings.count is not None or planned is None else max(0, planned - ended)
+    seed = settings.seed if settings.seed is not None else launched.get("seed")
+    resources = settings.resources
+    if not resources_given and launched.get("resources"):
+        resources = Resources(**launched["resources"])
+    return replace(settings, count=count, seed=seed, resources=resources)
+
+
+def searcher_seed(seed: int | None, runs_so_far: int) -> int | None:
+    """The seed of a driver's searcher: `seed` for a new sweep, derived from it for a later driver.
+
+    A resumed sweep or a second agent with the same seed would otherwise
+    propose the very configs its runs already have.
+    """
+    if seed is None or runs_so_far == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, runs_so_far]).generate_state(1)[0])

@@ -27,8 +27,10 @@ import numpy as np
 import yaml
 from hyperopt import hp
 from ray import cloudpickle
-from ray.tune.search import Searcher
+from ray.tune.experiment.config_parser import _create_trial_from_spec
+from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 from ray.tune.search.hyperopt import HyperOptSearch
+from ray.tune.utils.util import flatten_dict, merge_dicts
 
 from raysweep import space
 from raysweep.bayesopt import StatefulSearcher, UnitCubeGP, finite_number, from_unit
@@ -186,12 +188,18 @@ class SweepSearcher(Searcher):
     The objective is the best value of `metric` over the trial's results and
     explicit summary updates (W&B's engine takes the run's min/max likewise);
     a trial without any finite value reaches the inner searcher as an error.
+
+    `resumed` maps the Ray trial ids of runs a stopped driver cut off to their
+    configs: asked for one of those ids (by `SweepSearch`), it returns that
+    config, outside the `max_runs` budget and unseen by the inner searcher.
     """
 
     def __init__(self, searcher: Searcher, *, decode: Callable[[Mapping[str, Any]], dict[str, Any]],
-                 metric: str | None, mode: str | None, max_runs: int | None) -> None:
+                 metric: str | None, mode: str | None, max_runs: int | None,
+                 resumed: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         super().__init__(metric=metric, mode=mode)
         self.searcher = searcher
+        self.resumed = {trial_id: dict(config) for trial_id, config in (resumed or {}).items()}
         self._decode = decode
         self._max_runs = max_runs
         self._suggested = 0
@@ -204,6 +212,8 @@ class SweepSearcher(Searcher):
         return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if trial_id in self.resumed:
+            return copy.deepcopy(self.resumed.pop(trial_id))
         if self._max_runs is not None and self._suggested >= self._max_runs:
             return Searcher.FINISHED
         proposal = self.searcher.suggest(trial_id)
@@ -214,10 +224,13 @@ class SweepSearcher(Searcher):
         return plain(self._decode(proposal))
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        self._observe(trial_id, result)
-        self.searcher.on_trial_result(trial_id, result)
+        if trial_id in self._best:  # not a resumed run: the inner searcher proposed it
+            self._observe(trial_id, result)
+            self.searcher.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id not in self._best:
+            return
         self._observe(trial_id, result)
         best = self._best.pop(trial_id, None)
         if best is None:
@@ -226,7 +239,7 @@ class SweepSearcher(Searcher):
             self.searcher.on_trial_complete(trial_id, result={self._metric: best}, error=False)
 
     def _observe(self, trial_id: str, result: dict | None) -> None:
-        if trial_id not in self._best or not result or self._metric is None:
+        if not result or self._metric is None:
             return
         summary = (result.get("_raysweep") or {}).get("summary") or {}
         better = max if self._mode == "max" else min
@@ -237,11 +250,12 @@ class SweepSearcher(Searcher):
 
     def get_state(self) -> dict:
         return {"metric": self._metric, "mode": self._mode, "suggested": self._suggested,
-                "best": dict(self._best)}
+                "best": dict(self._best), "resumed": dict(self.resumed)}
 
     def set_state(self, state: dict) -> None:
         self._metric, self._mode = state["metric"], state["mode"]
         self._suggested, self._best = state["suggested"], dict(state["best"])
+        self.resumed = dict(state.get("resumed", {}))
 
     def save(self, checkpoint_path: str) -> None:
         """This wrapper's state and the inner searcher, for `restore` outside Ray's own walk."""
@@ -253,6 +267,35 @@ class SweepSearcher(Searcher):
             saved = cloudpickle.load(f)
         self.set_state(saved["state"])
         self.searcher = saved["searcher"]
+
+
+class SweepSearch(SearchGenerator):
+    """Ray's trial factory for a sweep: runs a stopped driver cut off first, then new suggestions.
+
+    A run's id derives from its Ray trial id (`raysweep.names.run_id_for`), on
+    the driver and on the workers alike, so a cut-off run started again under
+    its old trial id writes to its own run directory, as its next attempt.
+    Ray's own factory draws a fresh id for every trial; this one differs only
+    in that.  `max_concurrent` wraps the searcher as `TuneConfig` would, so
+    that restarted runs count towards the limit too.
+    """
+
+    def __init__(self, searcher: SweepSearcher, max_concurrent: int | None = None) -> None:
+        super().__init__(ConcurrencyLimiter(searcher, max_concurrent) if max_concurrent else searcher)
+        self._resumed = list(searcher.resumed)
+
+    def create_trial_if_possible(self, experiment_spec: dict) -> Any:
+        if not self._resumed:
+            return super().create_trial_if_possible(experiment_spec)
+        config = self.searcher.suggest(self._resumed[0])
+        if config is None:  # the concurrency limit is reached
+            return None
+        trial_id = self._resumed.pop(0)
+        self._counter += 1
+        spec = copy.deepcopy(experiment_spec)
+        spec["config"] = merge_dicts(spec["config"], config)
+        return _create_trial_from_spec(spec, self._parser, evaluated_params=flatten_dict(config),
+                                       experiment_tag=f"{self._counter}_resumed", trial_id=trial_id)
 
 
 def initial_points(max_runs: int | None) -> int:
@@ -286,11 +329,13 @@ def _bayes(params: Params, metric: str, mode: str, seed: int | None, max_runs: i
 
 
 def make_searcher(spec: SweepSpec, *, seed: int | None, max_runs: int | None,
-                  exclude: Sequence[Mapping[str, Any]] = ()) -> Searcher:
+                  exclude: Sequence[Mapping[str, Any]] = (),
+                  resumed: Mapping[str, Mapping[str, Any]] | None = None) -> SweepSearcher:
     """The Ray searcher for the sweep's method; it stops after `max_runs` suggestions (None: never).
 
     `exclude` holds the configs of runs the sweep already has (a resumed
     sweep, a second agent): a grid skips those points, as W&B's grid does.
+    `resumed` (trial id → config) are cut-off runs to start again first.
     """
     params = Params.of(spec)
     metric = spec.metric.name if spec.metric else None
@@ -302,7 +347,8 @@ def make_searcher(spec: SweepSpec, *, seed: int | None, max_runs: int | None,
     else:
         inner = _bayes(params, metric, mode, seed, max_runs)
     decode = params.decode if spec.method == "bayes" else params.nest
-    return SweepSearcher(inner, decode=decode, metric=metric, mode=mode, max_runs=max_runs)
+    return SweepSearcher(inner, decode=decode, metric=metric, mode=mode, max_runs=max_runs,
+                         resumed=resumed)
 
 
 def searcher_name(spec: SweepSpec) -> str:

@@ -1,10 +1,10 @@
-"""Where Ray keeps a sweep's experiment state, so that `--resume` can find it again.
+"""Where Ray keeps a sweep's experiment directory (trial directories, Ray's own state).
 
 By default Ray's experiment lives inside the sweep's run log; with
 ``--storage`` (a path, ``s3://`` or ``gs://``) it lives in storage that
 outlives the head node.  Each driver that adds runs to a sweep (an agent, a
-resume after the state was lost) gets an experiment of its own: ``ray``,
-``ray-2``...
+resume) gets an experiment of its own: ``ray``, ``ray-2``...  The run log,
+not Ray's state, is what a later driver starts from.
 """
 
 from __future__ import annotations
@@ -46,9 +46,3 @@ def experiment_location(log_path: Path, storage: str | None) -> tuple[str, str]:
         raise ClusterError(f"--storage {storage}: cannot use {where} for Ray's experiment state ({exc}); "
                            "give a writable path, s3://bucket/prefix or gs://bucket/prefix") from exc
     return where, name
-
-
-def latest_experiment(path: Path) -> Path | None:
-    """The sweep's most recent Ray experiment directory (``ray``, ``ray-2``, ...)."""
-    found = [p for p in path.glob(f"{EXPERIMENT_NAME}*") if p.is_dir()]
-    return max(found, key=lambda p: p.stat().st_mtime, default=None)

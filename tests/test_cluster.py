@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -131,17 +132,19 @@ def test_storage_paths_are_absolute_and_uris_pass_through(storage: str | None, e
 
 
 @pytest.mark.integration
-def test_resume_reads_ray_state_from_storage_outside_the_run_log(ray_session: None, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_storage_holds_rays_experiment_and_resume_needs_only_the_run_log(ray_session: None, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     spec = {"name": "quad", "method": "grid", "metric": {"name": "loss"},
             "parameters": {"x": {"values": [0.0, 0.5, 1.0]}}}
-    first = raysweep.run(spec, quadratic, out="runs", storage="shared", progress=False)
+    first = raysweep.run(spec, quadratic, count=2, out="runs", storage="shared", progress=False)
     recorded = json.loads((first.path / "sweep.json").read_text())["ray_experiment_path"]
     assert recorded == str(tmp_path / "shared" / first.path.name / "ray")
     assert Path(recorded, "tuner.pkl").exists() and not (first.path / "ray").exists()
-    resumed = raysweep.run(None, quadratic, resume=first.path, progress=False)
-    assert resumed.state == "finished" and len(resumed.runs) == 3
+    shutil.rmtree(tmp_path / "shared")  # Ray's state is gone; the run log is the record
+    resumed = raysweep.run(None, quadratic, count=1, resume=first.path, storage="shared", progress=False)
+    assert resumed.state == "finished" and sorted(resumed.runs["config.x"]) == [0.0, 0.5, 1.0]
+    assert json.loads((first.path / "sweep.json").read_text())["ray_experiment_path"] == recorded
 
 
 def test_cli_retries_lost_runs_twice_and_takes_storage() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import raysweep
-from raysweep.runner import Resources, run, run_budget
+from raysweep.runner import Resources, Settings, as_launched, run, run_budget, searcher_seed
 from raysweep.spec import load_spec
 from raysweep.stopping import hyperband_milestones
 
@@ -40,6 +40,31 @@ def test_budget_takes_count_run_cap_and_grid_size():
     random = load_spec(QUADRATIC)
     assert run_budget(random, None) is None
     assert run_budget(random, 7) == 7
+
+
+def test_a_resumed_driver_completes_what_the_stopped_one_planned():
+    launched = {"planned_runs": 10, "seed": 7,
+                "resources": {"cpus_per_trial": 2.0, "gpus_per_trial": 0.5, "max_concurrent": 3}}
+    resumed = as_launched(Settings(), launched, ended=4, resources_given=False)
+    assert (resumed.count, resumed.seed) == (6, 7)
+    assert resumed.resources == Resources(2.0, 0.5, 3)
+    given = as_launched(Settings(count=2, seed=1, resources=Resources(1.0)), launched, ended=4,
+                        resources_given=True)
+    assert (given.count, given.seed, given.resources) == (2, 1, Resources(1.0))
+    assert as_launched(Settings(), {"planned_runs": None}, ended=4, resources_given=False).count is None
+    assert as_launched(Settings(), launched, ended=12, resources_given=False).count == 0
+
+
+def test_later_drivers_of_a_seeded_sweep_draw_other_seeds():
+    assert searcher_seed(None, 5) is None and searcher_seed(3, 0) == 3
+    assert len({searcher_seed(3, n) for n in range(1, 50)} | {3}) == 50
+    assert searcher_seed(3, 4) == searcher_seed(3, 4)
+
+
+def test_a_second_driver_with_the_same_seed_proposes_new_configs(ray_session, tmp_path):
+    first = run(QUADRATIC, quadratic, count=3, out=tmp_path, seed=1, progress=False)
+    second = run(None, quadratic, count=3, attach=first.path, seed=1, progress=False)
+    assert len(second.runs) == 6 and second.runs["config.x"].nunique() == 6
 
 
 def test_random_sweep_finds_the_optimum_and_logs_every_run(ray_session, tmp_path):

@@ -352,3 +352,40 @@ def test_tuner_runs_the_searcher_until_finished(ray_session: None, tmp_path: Pat
     assert all(set(config) == {"lr", "m"} and _no_numpy(config) for config in configs)
     assert 1 <= len(results.errors) == sum(config["m"] > 0.0 for config in configs)
     assert results.get_best_result().metrics["loss"] < 1.0
+
+
+def _trial_factory(searcher: search.SweepSearcher, max_concurrent: int | None) -> search.SweepSearch:
+    generator = search.SweepSearch(searcher, max_concurrent)
+    generator.add_configurations({"sweep": {"run": lambda config: None, "num_samples": 4}})
+    return generator
+
+
+def test_cut_off_runs_start_again_first_under_their_own_trial_ids() -> None:
+    spec = load_spec(BOWL.format(method="random"))
+    cut_off = {"3f2a1_00001": {"lr": 0.01, "m": 0.5}, "3f2a1_00004": {"lr": 0.1, "m": -0.5}}
+    generator = _trial_factory(search.make_searcher(spec, seed=0, max_runs=2, resumed=cut_off), None)
+    trials = [generator.next_trial() for _ in range(4)]
+    assert [t.trial_id for t in trials[:2]] == list(cut_off)
+    assert [t.config for t in trials[:2]] == list(cut_off.values())
+    assert len({t.trial_id for t in trials}) == 4 and trials[2].config not in cut_off.values()
+    assert generator.next_trial() is None and generator.is_finished()
+
+
+def test_restarted_runs_count_towards_the_concurrency_limit() -> None:
+    spec = load_spec(BOWL.format(method="random"))
+    searcher = search.make_searcher(spec, seed=0, max_runs=3, resumed={"old": {"lr": 0.01, "m": 0.5}})
+    generator = _trial_factory(searcher, max_concurrent=1)
+    assert generator.next_trial().trial_id == "old"
+    assert generator.next_trial() is None  # one at a time: the restarted run holds the slot
+    generator.on_trial_complete("old", {"loss": 0.3})
+    assert generator.next_trial().trial_id != "old"
+
+
+def test_restarted_runs_are_not_fed_to_the_model() -> None:
+    """The inner searcher never proposed a cut-off run, so it is not told of its result."""
+    spec = load_spec(BOWL.format(method="bayes"))
+    searcher = search.make_searcher(spec, seed=0, max_runs=4, resumed={"old": {"lr": 0.01, "m": 0.5}})
+    assert searcher.suggest("old") == {"lr": 0.01, "m": 0.5}
+    searcher.on_trial_result("old", {"loss": 0.2})
+    searcher.on_trial_complete("old", {"loss": 0.2})
+    assert searcher.searcher.get_state()["observed"] == []
