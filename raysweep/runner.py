@@ -273,10 +273,11 @@ def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
            settings: Settings) -> SweepResult:
     """Run the sweep's next runs: those a stopped driver cut off, then new ones, up to the budget.
 
-    The run log is the record a later driver starts from: ended runs are
-    never run again (a grid skips their points), cut-off runs start again
-    under their own ids, and ``sweep.json`` keeps what `--resume` needs to
-    complete this driver's share.
+    The run log is the record a later driver (a resume, the next agent)
+    starts from: ended runs are never run again (a grid skips their points),
+    cut-off runs start again under their own ids, and ``sweep.json`` keeps
+    what `--resume` needs to complete this driver's share.  Drivers take
+    turns: one running at the same time would see the other's runs as cut off.
     """
     ended, cut_off = log.finished_runs(), log.cut_off_runs()
     budget = run_budget(spec, settings.count, already_done=len(ended))
