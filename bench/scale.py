@@ -1,8 +1,9 @@
 """Scale: a sweep of many short runs (function mode), and what the run log costs as it grows.
 
-1. A real sweep of ``--runs`` short runs through `raysweep.run`, in a fresh
-   process: the driver's peak RSS (``getrusage`` peak, and psutil samples of
-   its RSS as the sweep goes), and how fast runs end early and late.
+1. A real sweep of ``--runs`` short runs through `raysweep.run`, and the same
+   sweep as a hand-written Ray Tune `Tuner` (``reuse_actors=True``), each in a
+   fresh process: the driver's peak RSS (``getrusage`` peak, and psutil
+   samples of its RSS as the sweep goes), and how fast runs end early and late.
 2. The run log alone: `RunLog` driven directly, as `RunLogCallback` drives it,
    through ``--runs`` runs (start, ``--steps`` history rows, end), timing each
    call; the cost per call over the first runs is compared with the last runs.
@@ -59,7 +60,7 @@ class RssSampler(threading.Thread):
 
 
 def sweep_child(runs: int, steps: int, out: Path) -> dict[str, Any]:
-    """The real sweep, in this fresh process: peak RSS, throughput early and late."""
+    """The real sweep through `raysweep.run`, in this fresh process: peak RSS, throughput early and late."""
     from raysweep import cluster, runner
 
     cluster.connect()
@@ -68,18 +69,52 @@ def sweep_child(runs: int, steps: int, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
     result = runner.run({**SWEEP, "parameters": {**SWEEP["parameters"], "steps": {"value": steps}}},
                         train, count=runs, out=out, seed=0, progress=False)
+    ended = sorted(_epoch(c) + r for c, r in zip(result.runs["created_at"].astype(str), result.runs["runtime"]))
+    return {**_measured(started, sampler, ended), "runs": len(result.runs),
+            "finished": int((result.runs["state"] == "finished").sum()), "path": str(result.path)}
+
+
+def plain_train(config: dict[str, Any]) -> None:
+    from ray import tune
+
+    for i in range(config["steps"]):
+        tune.report({"loss": (config["x"] - 0.3) ** 2 + 1.0 / (i + 1), "step": i})
+
+
+def plain_child(runs: int, steps: int, out: Path) -> dict[str, Any]:
+    """The same sweep as a hand-written Tuner (random search, ``reuse_actors=True``), for comparison."""
+    import ray
+    from ray import tune
+
+    ray.init(include_dashboard=False, log_to_driver=False)
+    ended: list[float] = []
+
+    class Ends(tune.Callback):
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            ended.append(time.time())
+
+    sampler = RssSampler()
+    sampler.start()
+    started = time.perf_counter()
+    grid = tune.Tuner(
+        plain_train, param_space={"x": tune.uniform(0.0, 1.0), "y": tune.choice(["a", "b", "c"]), "steps": steps},
+        tune_config=tune.TuneConfig(num_samples=runs, reuse_actors=True, metric="loss", mode="min"),
+        run_config=tune.RunConfig(storage_path=str(out), verbose=0, callbacks=[Ends()])).fit()
+    return {**_measured(started, sampler, ended), "runs": len(grid),
+            "finished": len(grid) - len(grid.errors), "path": str(out)}
+
+
+def _measured(started: float, sampler: RssSampler, ended: list[float]) -> dict[str, Any]:
+    """Wall time since `started`, RSS (peak and sampled), runs/s over the first and last tenth of `ended`."""
     wall = time.perf_counter() - started
     sampler.stopped.set()
-    ended = sorted(_epoch(c) + r for c, r in zip(result.runs["created_at"].astype(str), result.runs["runtime"]))
-    tenth = max(2, runs // 10)
+    tenth = max(2, len(ended) // 10)
     rss = [mb for _, mb in sampler.samples]
-    return {"runs": len(result.runs), "finished": int((result.runs["state"] == "finished").sum()),
-            "wall_s": wall, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    return {"wall_s": wall, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "rss_mib_at": {f"{q}%": rss[min(len(rss) - 1, len(rss) * q // 100)] / 2**20
                            for q in (10, 50, 100)} if rss else {},
             "runs_per_s_first_tenth": (tenth - 1) / (ended[tenth - 1] - ended[0]),
-            "runs_per_s_last_tenth": (tenth - 1) / (ended[-1] - ended[-tenth]),
-            "path": str(result.path), "load": _common.load()}
+            "runs_per_s_last_tenth": (tenth - 1) / (ended[-1] - ended[-tenth]), "load": _common.load()}
 
 
 def _epoch(iso: str) -> float:
@@ -155,7 +190,8 @@ def section(quick: bool, steps: int, sweeps: list[dict[str, Any]], times: dict[s
     return "\n".join([
         _common.header("Scale" + (" (quick smoke run — not a result)" if quick else ""),
                        packages=("raysweep", "ray", "pandas", "psutil")),
-        f"### A real sweep of short runs ({steps} steps each; function mode, `raysweep.run`, in a fresh process)",
+        f"### A real sweep of short runs ({steps} steps each; function mode), through `raysweep.run` and "
+        "through a hand-written `Tuner`, each in a fresh process",
         "", "Driver peak RSS from `getrusage` (exact peak of the driver process); RSS through the sweep from "
         "psutil samples every 0.5 s, at 10/50/100% of the samples. Runs/s early and late: over the first and "
         "the last tenth of the runs to end.", "",
@@ -178,20 +214,22 @@ def section(quick: bool, steps: int, sweeps: list[dict[str, Any]], times: dict[s
 
 def main() -> None:
     p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=["raysweep", "plain"], help=argparse.SUPPRESS)
     p.add_argument("--runs", type=int, help="runs (default 10000; --quick 300)")
     p.add_argument("--steps", type=int, default=3, help="history rows per run (default 3)")
     args = p.parse_args()
     if args.child:
-        _common.emit(sweep_child(args.runs, args.steps, args.out))
+        _common.emit((sweep_child if args.child == "raysweep" else plain_child)(args.runs, args.steps, args.out))
         return
     _common.isolate_ray()
     out, results_path = _common.prepare(args, "scale")
     runs = args.runs or (300 if args.quick else 10_000)
-    answer, _ = _common.run_json([sys.executable, __file__, "--child", "--runs", str(runs), "--steps",
-                                  str(args.steps), "--out", str(out / "sweep")])
-    sweeps = [{**answer, "label": "raysweep"}]
-    print(f"sweep: {sweeps[0]}", flush=True)
+    sweeps = []
+    for label in ("raysweep", "plain"):  # side by side: the same sweep as a hand-written Tuner
+        answer, _ = _common.run_json([sys.executable, __file__, "--child", label, "--runs", str(runs), "--steps",
+                                      str(args.steps), "--out", str(out / f"sweep-{label}")])
+        sweeps.append({**answer, "label": label if label == "raysweep" else "plain Ray Tune, `reuse_actors=True`"})
+        print(f"sweep: {sweeps[-1]}", flush=True)
     path, times, rewrites = synthesise(out / "synthetic", runs, args.steps)
     print(f"synthesised {runs} runs at {path}", flush=True)
     reads = read_costs(path, 1 if args.quick else 3)

@@ -63,8 +63,9 @@ def test_overhead_quick(tmp_path: Path) -> None:
 def test_scale_quick(tmp_path: Path) -> None:
     text = run_quick("scale.py", tmp_path, "--runs", "100")  # --quick alone is 300: too long for CI
     data = read(tmp_path, "scale.json")
-    [sweep] = data["sweeps"]
-    assert sweep["runs"] == sweep["finished"] == 100 and sweep["peak_rss_mib"] > 50
+    assert [s["label"] for s in data["sweeps"]] == ["raysweep", "plain Ray Tune, `reuse_actors=True`"]
+    for sweep in data["sweeps"]:
+        assert sweep["runs"] == sweep["finished"] == 100 and sweep["peak_rss_mib"] > 50
     assert data["reads"]["rows"] == 100
     assert len(data["times"]["end_run"]) == 100 and len(data["times"]["append_history"]) == 300
     assert "`end_run`" in text and "`raysweep results DIR`" in text
