@@ -245,6 +245,11 @@ def run(
     >>> result = raysweep.run("configs/quadratic.yaml", train, count=20)  # doctest: +SKIP
     """
     settings = Settings(count=count, resources=resources or Resources(), seed=seed, **options)
+    log: RunLog | None = None
+    if resume is not None:  # the stopped driver's count, seed and resources, before they are checked
+        log = RunLog.open(Path(resume))
+        settings = as_launched(settings, log.sweep_info(), len(log.finished_runs()),
+                               resources_given=resources is not None)
     info = cluster.connect(address)
     if settings.progress:
         print(f"{info.describe()}; {settings.resources.describe(info)}", flush=True)
@@ -253,11 +258,8 @@ def run(
     if settings.reuse_actors is None:
         # Ray may hand a new trial to a cached actor whose node just died and then not retry it.
         settings = replace(settings, reuse_actors=info.nodes == 1 and not info.node_types)
-    if resume is not None:
-        log = RunLog.open(Path(resume))
+    if log is not None:
         spec = load_spec(log.path / "sweep.yaml")
-        settings = as_launched(settings, log.sweep_info(), len(log.finished_runs()),
-                               resources_given=resources is not None)
         log.update_sweep(state="running", finished_at=None)
     elif attach is not None:
         log = RunLog.open(Path(attach))
@@ -288,10 +290,10 @@ def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
         exclude=[r["config"] for r in ended] + list(cut_off.values()), resumed=resumed)
     log.update_sweep(planned_runs=None if budget is None else len(ended) + budget, seed=settings.seed,
                      resources=asdict(settings.resources))
-    experiment = experiment_location(log.path, settings.storage)
     if budget == 0:
         log.finish("finished")
         return SweepResult(log.path, spec, "finished", load(log.path))
+    experiment = experiment_location(log.path, settings.storage)
     state = _fit(_tuner(spec, log, trainable, settings, budget, searcher, experiment), log)
     return SweepResult(log.path, spec, state, load(log.path))
 
@@ -301,7 +303,7 @@ def as_launched(settings: Settings, launched: Mapping[str, Any], ended: int, *,
     """`settings` for completing a sweep: its planned run count, seed and resources, unless given.
 
     A resumed driver runs what the stopped one had left: its planned total
-    less the runs that have ended (cut-off runs included).
+    less the runs that have ended (the cut-off runs it restarts count in it).
     """
     planned = launched.get("planned_runs")
     count = settings.count if settings.count is not None or planned is None else max(0, planned - ended)

@@ -282,15 +282,15 @@ class SweepSearch(SearchGenerator):
 
     def __init__(self, searcher: SweepSearcher, max_concurrent: int | None = None) -> None:
         super().__init__(ConcurrencyLimiter(searcher, max_concurrent) if max_concurrent else searcher)
-        self._resumed = list(searcher.resumed)
+        self._sweep_searcher = searcher
 
     def create_trial_if_possible(self, experiment_spec: dict) -> Any:
-        if not self._resumed:
+        trial_id = next(iter(self._sweep_searcher.resumed), None)  # it drops each one it hands out
+        if trial_id is None:
             return super().create_trial_if_possible(experiment_spec)
-        config = self.searcher.suggest(self._resumed[0])
+        config = self.searcher.suggest(trial_id)
         if config is None:  # the concurrency limit is reached
             return None
-        trial_id = self._resumed.pop(0)
         self._counter += 1
         spec = copy.deepcopy(experiment_spec)
         spec["config"] = merge_dicts(spec["config"], config)

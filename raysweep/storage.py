@@ -21,7 +21,7 @@ def ray_storage(storage: str | None, log_path: Path) -> str:
     """Where Ray keeps a sweep's experiment state: its run log, or ``<storage>/<run-log name>``.
 
     Shared storage (``s3://``, ``gs://``, a network filesystem) outlives the
-    head node, so `--resume` works on a new one.  URIs pass through as given;
+    head node, with Ray's trial directories in it.  URIs pass through as given;
     a path is made absolute, since Ray reads a relative one as a URI and fails.
     """
     if storage is None:
