@@ -79,8 +79,8 @@ def digits_sweep() -> dict[str, Any]:
 def one_sweep(sweep: dict[str, Any], train: Callable[[Any], None], seed: int, count: int,
               out: Path, stop: bool) -> dict[str, Any]:
     """One variant: epochs trained, wall time, best final metric (and, synthetic, its true score)."""
-    from raysweep import runner
-    from raysweep.results import sort_best_first
+    from raysweep.driver import runner
+    from raysweep.results.table import sort_best_first
 
     if not stop:
         sweep = {k: v for k, v in sweep.items() if k != "early_terminate"}
@@ -155,7 +155,7 @@ def main() -> None:
     args = p.parse_args()
     _common.isolate_ray()
     out, results_path = _common.prepare(args, "early_stopping")
-    from raysweep import cluster
+    from raysweep.driver import cluster
 
     cluster.connect()
     seeds = args.seeds or (1 if args.quick else 3)

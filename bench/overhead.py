@@ -109,7 +109,7 @@ def child(plan: list[tuple[str, int]], steps: int, out: Path) -> list[dict[str, 
     for variant, runs in plan:
         marks = [time.perf_counter()]
         if variant.startswith("raysweep"):
-            from raysweep import cluster, runner  # noqa: F401
+            from raysweep.driver import cluster, runner  # noqa: F401
             marks.append(time.perf_counter())
             cluster.connect()
         else:
@@ -129,7 +129,7 @@ def child(plan: list[tuple[str, int]], steps: int, out: Path) -> list[dict[str, 
 
 
 def _raysweep_sweep(variant: str, runs: int, steps: int, out: Path) -> int:
-    from raysweep import runner
+    from raysweep.driver import runner
 
     program = str(out / "wandb_script.py") if variant == "raysweep_program" else None
     result = runner.run(sweep(steps, program), None if program else train, count=runs, out=out / "logs",
@@ -194,8 +194,10 @@ def breakdown(out: Path, samples: int, steps: int) -> dict[str, float]:
     """Program mode's per-run cost, piece by piece, measured directly (no Ray)."""
     import warnings
 
-    from raysweep import program, runlog
-    from raysweep.spec import load_spec
+    from raysweep.trial import program
+
+    from raysweep.runlog import log as runlog
+    from raysweep.spec.load import load_spec
 
     sweep_id = runlog.new_sweep_id()
     script, plain = out / "wandb_script.py", out / "plain_script.py"

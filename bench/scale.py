@@ -61,7 +61,7 @@ class RssSampler(threading.Thread):
 
 def sweep_child(runs: int, steps: int, out: Path) -> dict[str, Any]:
     """The real sweep through `raysweep.run`, in this fresh process: peak RSS, throughput early and late."""
-    from raysweep import cluster, runner
+    from raysweep.driver import cluster, runner
 
     cluster.connect()
     sampler = RssSampler()
@@ -127,8 +127,8 @@ def synthesise(out: Path, runs: int, steps: int) -> tuple[Path, dict[str, list[f
     Also counts the `end_run` calls after which runs.jsonl is a new file (a
     whole-file rewrite replaces the inode; an append keeps it).
     """
-    from raysweep.runlog import RunLog, new_sweep_id, run_id_for
-    from raysweep.spec import load_spec
+    from raysweep.runlog.log import RunLog, new_sweep_id, run_id_for
+    from raysweep.spec.load import load_spec
 
     log = RunLog.create(out, load_spec(SWEEP), new_sweep_id())
     times: dict[str, list[float]] = {call: [] for call in CALLS}

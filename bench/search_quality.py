@@ -3,7 +3,7 @@
 Branin (2-d), Hartmann-6 (6-d) and a mixed categorical/continuous function
 with a known minimum, each searched ``--seeds`` times for ``--runs`` runs by:
 
-- ``raysweep random`` / ``raysweep bayes``: `raysweep.search.make_searcher`
+- ``raysweep random`` / ``raysweep bayes``: `raysweep.search.searchers.make_searcher`
   driven in process (suggest → evaluate → on_trial_complete), no Ray runtime;
 - ``wandb random`` / ``wandb bayes``: ``sweeps==0.3.0`` (W&B's engine) driven
   in its own venv (``RAYSWEEP_REF_PYTHON``) by this same file run with
@@ -87,8 +87,8 @@ def sweep_config(problem: str, method: str) -> dict[str, Any]:
 
 def raysweep_trace(problem: str, method: str, seed: int, runs: int) -> list[float]:
     """The objective value of each run, in order, of raysweep's searcher driven without Ray."""
-    from raysweep.search import make_searcher
-    from raysweep.spec import load_spec
+    from raysweep.search.searchers import make_searcher
+    from raysweep.spec.load import load_spec
 
     objective = PROBLEMS[problem][0]
     searcher = make_searcher(load_spec(sweep_config(problem, method)), seed=seed, max_runs=runs)

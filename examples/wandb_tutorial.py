@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 try:
     import wandb
 except ImportError:  # no W&B here: raysweep's stand-in has the calls train() makes
-    from raysweep import capture as wandb
+    from raysweep.trial import capture as wandb
 
 import raysweep
 

@@ -17,16 +17,16 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "run": "raysweep.runner",
-    "Resources": "raysweep.runner",
-    "SweepResult": "raysweep.runner",
-    "log": "raysweep.session",
-    "sweep": "raysweep.notebook",
-    "agent": "raysweep.notebook",
-    "load": "raysweep.runlog",
-    "report": "raysweep.html_report",
-    "load_spec": "raysweep.spec",
-    "SweepSpec": "raysweep.spec",
+    "run": "raysweep.driver.runner",
+    "Resources": "raysweep.driver.runner",
+    "SweepResult": "raysweep.driver.runner",
+    "log": "raysweep.trial.session",
+    "sweep": "raysweep.driver.notebook",
+    "agent": "raysweep.driver.notebook",
+    "load": "raysweep.runlog.log",
+    "report": "raysweep.results.page",
+    "load_spec": "raysweep.spec.load",
+    "SweepSpec": "raysweep.spec.load",
     "RaysweepError": "raysweep.errors",
     "SweepConfigError": "raysweep.errors",
 }

@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str) -> Any:
-    from raysweep.spec import load_spec
+    from raysweep.spec.load import load_spec
 
     if not Path(path).is_file():
         raise RaysweepError(f"{path}: no such sweep file")
@@ -91,21 +91,21 @@ def _load(path: str) -> Any:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from raysweep.show import summary_line
+    from raysweep.search.show import summary_line
 
     print(f"valid: {summary_line(_load(args.sweep))}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from raysweep.show import describe_sweep
+    from raysweep.search.show import describe_sweep
 
     print(describe_sweep(_load(args.sweep)))
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from raysweep.show import sample_configs
+    from raysweep.search.show import sample_configs
 
     for config in sample_configs(_load(args.sweep), args.n, seed=args.seed):
         print(json.dumps(config))
@@ -128,7 +128,7 @@ def _import_function(target: str) -> Callable[..., Any]:
 
 
 def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    from raysweep.runner import Resources
+    from raysweep.driver.runner import Resources
 
     return dict(
         count=args.count, address=args.address, out=args.out, seed=args.seed,
@@ -139,7 +139,7 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def _print_table(runs: Any, spec: Any, top: int | None) -> None:
     """The results table, best first, and why each crashed run crashed."""
-    from raysweep.results import failures, results_table
+    from raysweep.results.table import failures, results_table
 
     print(results_table(runs, spec, top=top))
     crashed = failures(runs)
@@ -152,7 +152,7 @@ def _finish(result: Any, args: argparse.Namespace) -> int:
     print(f"\nsweep {result.state}: {len(result.runs)} runs, log in {result.path}\n")
     _print_table(result.runs, result.spec, args.top)
     if getattr(args, "report", False):
-        from raysweep.html_report import report
+        from raysweep.results.page import report
 
         print(f"report: {report(result.path)}", flush=True)
     if result.state == "cancelled":
@@ -168,18 +168,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     train_fn = _import_function(args.function) if args.function else None
     sweep = _load(args.sweep) if args.sweep else None
     if args.resume:
-        from raysweep.runlog import RunLog
+        from raysweep.runlog.log import RunLog
 
         RunLog.open(args.resume)  # a directory that is not a run log is refused before Ray starts
-    from raysweep.runner import run  # imports Ray Tune and the searchers: seconds, so after the checks
+    from raysweep.driver.runner import run  # imports Ray Tune and the searchers: seconds, so after the checks
 
     result = run(sweep, train_fn, resume=args.resume, **_run_kwargs(args))
     return _finish(result, args)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from raysweep.runlog import load
-    from raysweep.spec import load_spec
+    from raysweep.runlog.log import load
+    from raysweep.spec.load import load_spec
 
     runs = load(Path(args.dir))
     _print_table(runs, load_spec(Path(args.dir) / "sweep.yaml", check_program=False), args.top)
@@ -189,21 +189,21 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from raysweep.notebook import sweep
+    from raysweep.driver.notebook import sweep
 
     print(sweep(_load(args.sweep), out=args.out))
     return 0
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from raysweep.notebook import agent
+    from raysweep.driver.notebook import agent
 
     train_fn = _import_function(args.function) if args.function else None
     return _finish(agent(args.sweep_id, function=train_fn, **_run_kwargs(args)), args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from raysweep.html_report import report
+    from raysweep.results.page import report
 
     print(report(Path(args.dir), args.output))
     return 0

@@ -79,7 +79,7 @@ def _remove_when_busy(cluster: Any, node: Any, out: Path, report: dict[str, Any]
 
 def _refusals(tmp: Path) -> dict[str, Any]:
     """`check_fits` against this cluster, then with the cluster launcher's config on the head."""
-    from raysweep import cluster
+    from raysweep.driver import cluster
     from raysweep.errors import ClusterError
 
     info = cluster.cluster_info()
@@ -112,9 +112,9 @@ def scenario(out: Path) -> dict[str, Any]:
     from ray.cluster_utils import Cluster
 
     import raysweep
-    from raysweep.cluster import connect
+    from raysweep.driver.cluster import connect
     from raysweep.errors import ClusterError
-    from raysweep.runner import Resources
+    from raysweep.driver.runner import Resources
 
     started = time.time()
     head = {"num_cpus": 0, "include_dashboard": False, "_system_config": HEALTH_CHECKS}

@@ -17,7 +17,7 @@ def ray_session() -> Iterator[None]:
     """Start Ray once (2 CPUs, like CI) and share it between all integration tests."""
     import ray
 
-    from raysweep.cluster import connect
+    from raysweep.driver.cluster import connect
 
     connect(num_cpus=2)
     yield

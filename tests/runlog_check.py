@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from raysweep.runlog import RUN_STATES, SWEEP_STATES
+from raysweep.runlog.log import RUN_STATES, SWEEP_STATES
 
 _HISTORY = "wandb-history.jsonl"
 

@@ -1,0 +1,327 @@
+"""Run a sweep on Ray Tune: spec → searcher + scheduler + trainable → Tuner, with a run log.
+
+This is the only module that wires the pieces together and touches a live Ray
+cluster; everything it calls is a pure translation (space, search, stopping),
+a recorder (runlog, recorder, progress) or a launcher (program, storage), so
+each of those is tested on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ray import cloudpickle, tune
+from ray.tune.error import TuneError
+
+from raysweep.driver import cluster
+
+from raysweep.search import searchers as search, stopping
+from raysweep.spec.tree import RunConfig
+from raysweep.errors import RunLogError
+from raysweep.driver.interrupt import catch_interrupt
+from raysweep.names import new_sweep_id
+from raysweep.driver.progress import ProgressCallback
+from raysweep.runlog.recorder import RunLogCallback
+from raysweep.results.table import sort_best_first
+from raysweep.runlog.log import RunLog, load
+from raysweep.trial.session import RetryOnlyLostRuns, errors_are_final, report_row
+from raysweep.spec.load import SweepSpec, load_spec
+from raysweep.driver.storage import experiment_location
+
+DEFAULT_OUT = Path("raysweep-runs")
+TrainFn = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each trial asks of the cluster; fractions of a GPU pack several runs on one."""
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+
+    def as_ray(self) -> dict[str, float]:
+        return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
+
+    def slots(self, info: cluster.ClusterInfo) -> int | None:
+        """How many runs the cluster's resources hold at once (None: no limit)."""
+        slots = [info.cpus / self.cpus_per_trial if self.cpus_per_trial else float("inf"),
+                 info.gpus / self.gpus_per_trial if self.gpus_per_trial else float("inf")]
+        if self.max_concurrent:
+            slots.append(self.max_concurrent)
+        return int(min(slots)) if min(slots) != float("inf") else None
+
+    def describe(self, info: cluster.ClusterInfo) -> str:
+        """The packing a sweep runs with, e.g. `2 runs at once (1 CPU, 0.5 GPU each)`."""
+        at_once = self.slots(info)
+        return (f"up to {'unlimited' if at_once is None else at_once} runs at once "
+                f"({self.cpus_per_trial:g} CPU, {self.gpus_per_trial:g} GPU each)")
+
+
+@dataclass
+class SweepResult:
+    """What a finished (or interrupted) sweep leaves: its run log, as a DataFrame."""
+
+    path: Path
+    spec: SweepSpec
+    state: str
+    runs: pd.DataFrame = field(repr=False)
+
+    @property
+    def best_run(self) -> dict[str, Any] | None:
+        """The run with the best `summary.<metric>` per the sweep's goal, as a dict."""
+        best = sort_best_first(self.runs, self.spec).head(1)
+        return None if best.empty else best.iloc[0].to_dict()
+
+
+def run_budget(spec: SweepSpec, count: int | None, already_done: int = 0) -> int | None:
+    """How many runs to start: `--count` and `run_cap` cap it; a grid runs each point once.
+
+    ``None`` means no limit (W&B's random and bayes sweeps run until stopped).
+    """
+    limits = [n for n in (count, None if spec.run_cap is None else spec.run_cap - already_done)
+              if n is not None]
+    if spec.method == "grid":
+        limits.append(len(search.grid_points(spec)) - already_done)
+    return max(0, min(limits)) if limits else None
+
+
+def ship_by_value(fn: Callable[..., Any]) -> None:
+    """Make Ray send `fn`'s module to workers by value unless it is an installed package.
+
+    A user's training code (a script, a test module, a notebook cell) usually
+    cannot be imported by name on a Ray worker, least of all on another node;
+    installed packages can, and are better sent by reference.
+    """
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    if module is None or module.__name__ == "__main__":
+        return  # cloudpickle already sends __main__'s functions by value
+    origin = Path(getattr(module, "__file__", None) or "")
+    installed = any(part in ("site-packages", "dist-packages") for part in origin.parts)
+    if not installed and module.__name__.split(".")[0] != "raysweep":
+        cloudpickle.register_pickle_by_value(module)
+
+
+def function_trainable(train_fn: TrainFn) -> Callable[[dict[str, Any]], None]:
+    """Wrap a user's `train(config)` as a Ray function trainable.
+
+    The function gets a `RunConfig` (``config.lr`` and ``config["lr"]``) and
+    reports with `raysweep.log` (or `ray.tune.report`); a dict it returns is
+    reported as its last row, as Ray does for plain functions.
+    """
+
+    ship_by_value(train_fn)
+
+    def trainable(config: dict[str, Any]) -> None:
+        returned = train_fn(RunConfig(config))
+        if isinstance(returned, Mapping):
+            report_row(dict(returned))
+
+    trainable.__name__ = getattr(train_fn, "__name__", "train")
+    return trainable
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to run a sweep, beyond what its YAML says."""
+
+    count: int | None = None
+    resources: Resources = field(default_factory=Resources)
+    seed: int | None = None
+    verbose: bool = False
+    progress: bool = True
+    max_failures: int = 2
+    run_timeout: float | None = None
+    kill_grace: float = 30.0
+    storage: str | None = None
+    reuse_actors: bool | None = None  # None: reuse unless the cluster has (or may add) other nodes
+
+
+def _make_trainable(spec: SweepSpec, log: RunLog, train_fn: TrainFn | None,
+                    settings: Settings) -> Callable[[dict[str, Any]], None]:
+    """The function each trial runs: the user's `train` or the sweep's program."""
+    if train_fn is not None:
+        return function_trainable(train_fn)
+    from raysweep.trial import program
+
+    return program.program_trainable(
+        spec, log.sweep_id, cwd=Path.cwd(), runs_dir=log.path / "runs",
+        kill_grace=settings.kill_grace, run_timeout=settings.run_timeout,
+        verbose=settings.verbose)
+
+
+def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
+           settings: Settings, budget: int | None, searcher: search.SweepSearcher,
+           experiment: tuple[str, str]) -> tune.Tuner:
+    """A new Tuner for the sweep, recording into `log`.
+
+    The scheduler object is shared with the callbacks: Ray hands schedulers a
+    copy of each result, so the rung a run was stopped at is asked of it.
+    """
+    metric = spec.metric
+    resources = settings.resources
+    scheduler = stopping.make_scheduler(spec)
+    rung_of = scheduler.stopped_at_rung if scheduler is not None else None
+    callbacks: list[tune.Callback] = [RetryOnlyLostRuns(), RunLogCallback(log, rung_of)]
+    if settings.progress:
+        callbacks.append(ProgressCallback(spec, log, budget, rung_of))
+    tune_config = tune.TuneConfig(
+        metric=metric.name if metric else None, mode=metric.mode if metric else None,
+        search_alg=search.SweepSearch(searcher, resources.max_concurrent), scheduler=scheduler,
+        num_samples=-1 if budget is None else budget, reuse_actors=settings.reuse_actors is not False,
+        trial_dirname_creator=lambda trial: trial.trial_id)
+    storage, name = experiment
+    run_config = tune.RunConfig(
+        name=name, storage_path=storage, verbose=0,
+        stop=stopping.make_stopper(spec), callbacks=callbacks,
+        failure_config=tune.FailureConfig(max_failures=settings.max_failures))
+    log.update_sweep(ray_experiment_path=f"{storage}/{name}")
+    return tune.Tuner(tune.with_resources(trainable, resources.as_ray()),
+                      tune_config=tune_config, run_config=run_config)
+
+
+def _fit(tuner: tune.Tuner, log: RunLog) -> str:
+    """Run the Tuner; the sweep's final state is `cancelled` when runs were left unfinished."""
+    try:
+        with catch_interrupt() as interrupted:
+            grid = tuner.fit()
+    except KeyboardInterrupt:
+        log.finish("cancelled")
+        raise
+    except TuneError as exc:
+        if isinstance(exc.__context__, RunLogError):  # the run log could not be written
+            with contextlib.suppress(RunLogError):  # say so in sweep.json, where it still can be
+                log.finish("cancelled")
+            raise exc.__context__ from None
+        raise
+    unfinished = grid.num_terminated + grid.num_errors < len(grid)
+    state = "cancelled" if interrupted.is_set() or unfinished else "finished"
+    log.finish(state)
+    return state
+
+
+def run(
+    sweep: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec | None,
+    train_fn: TrainFn | None = None,
+    *,
+    count: int | None = None,
+    address: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    resources: Resources | None = None,
+    seed: int | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    attach: str | os.PathLike[str] | None = None,
+    trainable: Callable[[dict[str, Any]], None] | None = None,
+    **options: Any,
+) -> SweepResult:
+    """Run a W&B sweep config on Ray Tune and return its results.
+
+    Args:
+        sweep: a sweep YAML path, YAML text, a dict, or a loaded `SweepSpec`.
+        train_fn: ``train(config)`` reporting with `raysweep.log`; without it the
+            sweep's own ``program``/``command`` runs, as ``wandb agent`` would.
+        count: at most this many runs, like ``wandb agent --count``.
+        address: a Ray cluster to join (``auto``, ``ray://host:10001``); default local.
+        out: where run logs go (default ``./raysweep-runs``).
+        resources: CPUs/GPUs per trial and a concurrency cap.
+        seed: makes the searcher's suggestions reproducible.
+        resume: the run-log directory of an interrupted sweep to complete.
+        attach: the run-log directory of an existing sweep to add runs to (agents).
+        trainable: a ready Ray trainable, instead of `train_fn` or the program.
+        **options: the other `Settings` fields (verbose, progress, max_failures,
+            run_timeout, kill_grace, storage: where Ray keeps its experiment state,
+            a path or ``s3://``/``gs://`` URI, default the run log).
+
+    Returns:
+        A `SweepResult` with the run log path and one DataFrame row per run.
+
+    >>> result = raysweep.run("configs/quadratic.yaml", train, count=20)  # doctest: +SKIP
+    """
+    settings = Settings(count=count, resources=resources or Resources(), seed=seed, **options)
+    log: RunLog | None = None
+    if resume is not None:  # the stopped driver's count, seed and resources, before they are checked
+        log = RunLog.open(Path(resume))
+        settings = as_launched(settings, log.sweep_info(), len(log.finished_runs()),
+                               resources_given=resources is not None)
+    info = cluster.connect(address)
+    if settings.progress:
+        print(f"{info.describe()}; {settings.resources.describe(info)}", flush=True)
+    cluster.check_fits(info, settings.resources.cpus_per_trial, settings.resources.gpus_per_trial)
+    cluster.allow_pending(settings.resources.slots(info))
+    if settings.reuse_actors is None:
+        # Ray may hand a new trial to a cached actor whose node just died and then not retry it.
+        settings = replace(settings, reuse_actors=info.nodes == 1 and not info.node_types)
+    if log is not None:
+        spec = load_spec(log.path / "sweep.yaml")
+        log.update_sweep(state="running", finished_at=None)
+    elif attach is not None:
+        log = RunLog.open(Path(attach))
+        spec = load_spec(log.path / "sweep.yaml")
+    else:
+        spec = sweep if isinstance(sweep, SweepSpec) else load_spec(sweep)
+        log = RunLog.create(Path(out or DEFAULT_OUT).resolve(), spec, new_sweep_id())
+    trainable = errors_are_final(trainable or _make_trainable(spec, log, train_fn, settings))
+    return _sweep(spec, log, trainable, settings)
+
+
+def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
+           settings: Settings) -> SweepResult:
+    """Run the sweep's next runs: those a stopped driver cut off, then new ones, up to the budget.
+
+    The run log is the record a later driver (a resume, the next agent)
+    starts from: ended runs are never run again (a grid skips their points),
+    cut-off runs start again under their own ids, and ``sweep.json`` keeps
+    what `--resume` needs to complete this driver's share.  Drivers take
+    turns: one running at the same time would see the other's runs as cut off.
+    """
+    ended, cut_off = log.finished_runs(), log.cut_off_runs()
+    budget = run_budget(spec, settings.count, already_done=len(ended))
+    resumed = dict(itertools.islice(cut_off.items(), budget))
+    searcher = search.make_searcher(
+        spec, seed=searcher_seed(settings.seed, len(ended) + len(cut_off)),
+        max_runs=None if budget is None else budget - len(resumed),
+        exclude=[r["config"] for r in ended] + list(cut_off.values()), resumed=resumed)
+    log.update_sweep(planned_runs=None if budget is None else len(ended) + budget, seed=settings.seed,
+                     resources=asdict(settings.resources))
+    if budget == 0:
+        log.finish("finished")
+        return SweepResult(log.path, spec, "finished", load(log.path))
+    experiment = experiment_location(log.path, settings.storage)
+    state = _fit(_tuner(spec, log, trainable, settings, budget, searcher, experiment), log)
+    return SweepResult(log.path, spec, state, load(log.path))
+
+
+def as_launched(settings: Settings, launched: Mapping[str, Any], ended: int, *,
+                resources_given: bool) -> Settings:
+    """`settings` for completing a sweep: its planned run count, seed and resources, unless given.
+
+    A resumed driver runs what the stopped one had left: its planned total
+    less the runs that have ended (the cut-off runs it restarts count in it).
+    """
+    planned = launched.get("planned_runs")
+    count = settings.count if settings.count is not None or planned is None else max(0, planned - ended)
+    seed = settings.seed if settings.seed is not None else launched.get("seed")
+    resources = settings.resources
+    if not resources_given and launched.get("resources"):
+        resources = Resources(**launched["resources"])
+    return replace(settings, count=count, seed=seed, resources=resources)
+
+
+def searcher_seed(seed: int | None, runs_so_far: int) -> int | None:
+    """The seed of a driver's searcher: `seed` for a new sweep, derived from it for a later driver.
+
+    A resumed sweep or a second agent with the same seed would otherwise
+    propose the very configs its runs already have.
+    """
+    if seed is None or runs_so_far == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, runs_so_far]).generate_state(1)[0])

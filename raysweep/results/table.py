@@ -1,0 +1,87 @@
+"""The results table printed at the end of a sweep and by `raysweep results`.
+
+One line per run, best first by the sweep metric's summary value, with the
+swept parameters as columns, the way W&B's sweep table reads; crashed runs get
+their exit code and the tail of their output underneath, so a user sees why.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from raysweep.spec.distributions import Constant
+
+if TYPE_CHECKING:
+    from raysweep.spec.load import SweepSpec
+
+_MAX_COLUMNS = 8
+
+
+def sort_best_first(runs: pd.DataFrame, spec: SweepSpec) -> pd.DataFrame:
+    """Runs ordered best first by `summary.<metric>`; runs without a value go last."""
+    column = f"summary.{spec.metric.name}" if spec.metric else None
+    if column is None or column not in runs:
+        return runs
+    key = pd.to_numeric(runs[column], errors="coerce")
+    if spec.metric.goal == "maximize":
+        key = -key
+    return runs.assign(_key=key).sort_values("_key", na_position="last", kind="stable").drop(
+        columns="_key")
+
+
+def _state(row: pd.Series) -> str:
+    rung = row.get("stopped_at_rung")
+    if row.get("early_stopped") is True or (rung is not None and _present(rung)):
+        return f"stopped@{int(rung)}" if _present(rung) else "stopped"
+    return str(row.get("state", ""))
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _cell(value: Any) -> str:
+    if not _present(value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def results_table(runs: pd.DataFrame, spec: SweepSpec, top: int | None = None) -> str:
+    """A plain-text table of the runs, best first (`top` limits the rows)."""
+    if runs.empty:
+        return "no runs recorded yet"
+    ordered = sort_best_first(runs, spec)
+    if top:
+        ordered = ordered.head(top)
+    constants = {"config." + ".".join(path) for path, dist in spec.flat_parameters().items()
+                 if isinstance(dist, Constant)}
+    params = [c for c in ordered.columns
+              if c.startswith("config.") and c not in constants][:_MAX_COLUMNS]
+    metric = [f"summary.{spec.metric.name}"] if spec.metric and \
+        f"summary.{spec.metric.name}" in ordered else []
+    table = pd.DataFrame({
+        "run": ordered["name"],
+        "state": ordered.apply(_state, axis=1),
+        **{c.removeprefix("summary."): ordered[c].map(_cell) for c in metric},
+        **{c.removeprefix("config."): ordered[c].map(_cell) for c in params},
+        "runtime": ordered["runtime"].map(lambda s: f"{s:.1f}s" if _present(s) else "-"),
+    })
+    return table.to_string(index=False)
+
+
+def failures(runs: pd.DataFrame, tail_lines: int = 5) -> str:
+    """Exit code and output tail of every crashed or failed run, for the end of a sweep."""
+    failed = runs[runs["state"].isin(["crashed", "failed"])] if "state" in runs else runs.iloc[0:0]
+    blocks = []
+    for _, row in failed.iterrows():
+        code = row.get("exit_code")
+        header = f"{row['name']} ({row['state']}" + (
+            f", exit code {int(code)})" if _present(code) else ")")
+        error = str(row.get("error") or "").strip().splitlines()[-tail_lines:]
+        blocks.append("\n".join([header, *("    " + line for line in error)]))
+    return "\n".join(blocks)

@@ -1,0 +1,170 @@
+"""One run of the run log: its directory ``runs/<run-id>/`` and the line it ends as.
+
+A run's directory holds the files of a W&B run (``config.yaml``,
+``wandb-history.jsonl``, ``wandb-summary.json``, ``wandb-metadata.json``,
+``output.log``) plus ``attempts/<n>/`` for the files of attempts Ray retried.
+Everything the log keeps about a running run can be reloaded from them, so a
+new driver (``--resume``) carries on where a killed one stopped.  When the run
+ends it becomes one `record`: its line of ``runs.jsonl`` and its row of `load`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from raysweep.runlog.atomic import io_error, read_json, read_jsonl, read_text
+from raysweep.trial.capture import plain
+from raysweep.errors import RunLogError
+
+CONFIG, HISTORY, SUMMARY = "config.yaml", "wandb-history.jsonl", "wandb-summary.json"
+METADATA, OUTPUT = "wandb-metadata.json", "output.log"
+_INTERRUPTED = "interrupted: the sweep's driver stopped while this attempt was running"
+
+
+def now() -> str:
+    """This instant as the run log writes timestamps (ISO 8601, UTC, ``Z``)."""
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def epoch(iso: str | None) -> float:
+    """Seconds since the epoch of one of our timestamps (Python 3.10 cannot parse ``Z``)."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() if iso else time.time()
+
+
+def config_yaml(config: Mapping[str, Any]) -> str:
+    """A W&B run's ``files/config.yaml``: ``wandb_version: 1``, then ``key: {desc, value}``."""
+    body = {key: {"desc": None, "value": value} for key, value in plain(config).items()}
+    return yaml.safe_dump({"wandb_version": 1, **body}, sort_keys=False, allow_unicode=True)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The values of a run's ``config.yaml``."""
+    loaded = yaml.safe_load(read_text(path) or "") or {}
+    return {k: v["value"] for k, v in loaded.items()
+            if k not in ("wandb_version", "_wandb") and isinstance(v, dict)}
+
+
+@dataclass
+class Run:
+    """What the log keeps about a run between its results (reloadable by `load_run`)."""
+
+    name: str
+    created_at: str | None
+    started: float  # when the current attempt started (epoch seconds)
+    config: dict[str, Any]
+    metadata: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)
+    nonfinite: int = 0  # NaN/inf values of the sweep metric this attempt logged
+    summary_written: float = 0.0  # time.monotonic() of the last summary file write
+
+
+def load_run(run_dir: Path) -> Run:
+    """The run whose directory is `run_dir`, as its files left it."""
+    meta = read_json(run_dir / METADATA)
+    if not meta:
+        raise RunLogError(f"run {run_dir.name} was not started in {run_dir.parent.parent} "
+                          f"(no {METADATA})")
+    return Run(meta.get("name", run_dir.name), meta.get("startedAt"),
+               epoch(meta.get("attemptStartedAt")), read_config(run_dir / CONFIG),
+               {**meta, "run_id": run_dir.name}, current_summary(run_dir))
+
+
+def current_summary(run_dir: Path) -> dict[str, Any]:
+    """The summary file brought up to date with the history rows logged after it was written.
+
+    A running run's summary file is rewritten at most once a second; its
+    history lines are the record as results arrive.
+    """
+    summary = read_json(run_dir / SUMMARY)
+    written_step = summary.get("_step", -1)
+    for row in read_jsonl(run_dir / HISTORY):
+        if row.get("_step", -1) > written_step:
+            summary.update(row)
+    return summary
+
+
+def close_attempt(run_dir: Path, prior: dict[str, Any]) -> list[dict[str, Any]]:
+    """Move the files of the run's last attempt to ``attempts/<n>/``; the attempts so far.
+
+    `prior` is the attempt's metadata; without a ``state`` the attempt never
+    ended (its driver was killed), and it is recorded as interrupted.
+    """
+    attempts = list(prior.get("attempts", []))
+    number = prior.get("attempt", 1)
+    if len(attempts) >= number:
+        return attempts  # already closed by RunLog.fail_attempt
+    archive = run_dir / "attempts" / str(number)
+    try:
+        archive.mkdir(parents=True, exist_ok=True)
+        for name in (HISTORY, SUMMARY, OUTPUT):
+            if (run_dir / name).exists():
+                os.replace(run_dir / name, archive / name)
+    except OSError as exc:
+        raise io_error(archive, exc) from exc
+    ended = "state" in prior
+    return [*attempts, {"attempt": number, "startedAt": prior.get("attemptStartedAt"),
+                        "endedAt": prior.get("endedAt") or now(),
+                        "state": prior.get("state", "crashed"),
+                        "error": prior.get("error") if ended else _INTERRUPTED,
+                        "exit_code": prior.get("exit_code"), "files": f"attempts/{number}"}]
+
+
+def run_record(run_id: str, run: Run, state: str, runtime: float | None,
+           **ending: Any) -> dict[str, Any]:
+    """A run as one line of runs.jsonl (and one row of `raysweep.runlog.log.load`)."""
+    meta = run.metadata
+    return {"id": run_id, "name": run.name, "state": state, "early_stopped": False,
+            "stopped_at_rung": None, "created_at": run.created_at, "runtime": runtime,
+            "exit_code": None, "error": None, "warning": None, "attempts": meta.get("attempt", 1),
+            "host": meta.get("host"), "node_ip": meta.get("node_ip"), **ending,
+            "config": run.config, "summary": run.summary}
+
+
+def metric_warning(run: Run, metric: str | None) -> str | None:
+    """Why the sweep metric cannot rank this run, if it cannot: NaN/inf values, or none."""
+    if metric is None:
+        return None
+    if run.nonfinite:
+        return (f"logged {run.nonfinite} NaN or infinite value(s) of the sweep metric {metric!r}; "
+                "the searcher and early stopping counted them as the worst value")
+    if score({"summary": run.summary}, metric) is None:
+        logged = sorted(k for k in run.summary if not k.startswith("_"))
+        return (f"never logged the sweep metric {metric!r} (it logged: {', '.join(logged) or 'nothing'}); "
+                "the searcher counted it as failed and early stopping never judged it: "
+                f"log {metric!r} or fix metric.name")
+    return None
+
+
+def score(record: Mapping[str, Any], metric: str) -> float | None:
+    """The record's ``summary[metric]`` if it is a finite number: what ranks runs."""
+    value = record.get("summary", {}).get(metric)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def best_record(records: list[dict[str, Any]], metric: str,
+                goal: str = "minimize") -> dict[str, Any] | None:
+    """The record with the best finite ``summary[metric]``; NaN and inf never win."""
+    scored = [(value, run) for run in records if (value := score(run, metric)) is not None]
+    if not scored:
+        return None
+    pick = max if goal == "maximize" else min
+    return pick(scored, key=lambda pair: pair[0])[1]
+
+
+def best_entry(records: list[dict[str, Any]], metric: Mapping[str, Any] | None,
+               ) -> dict[str, Any] | None:
+    """sweep.json's ``best_run``: ``{id, name, summary: {metric: value}}`` of the best record."""
+    best = best_record(records, metric["name"], metric.get("goal", "minimize")) if metric else None
+    return None if best is None else {"id": best["id"], "name": best["name"],
+                                      "summary": {metric["name"]: score(best, metric["name"])}}

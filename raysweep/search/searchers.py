@@ -1,0 +1,360 @@
+"""Sweep `method` -> Ray Tune searcher that proposes what W&B's engine would.
+
+- ``grid``: W&B's grid points in W&B's order (`grid_points`), then FINISHED.
+- ``random``: independent draws from the Ray domains of `space.py`, seeded.
+- ``bayes``: a model of `metric.name`: raysweep's GP (`bayesopt.py`) when every
+  searched parameter is continuous, hyperopt's TPE otherwise. Both search every
+  numeric parameter through its W&B quantile ``u`` (like W&B's GP) and TPE picks
+  categories by index, so the values they propose carry W&B's exact types,
+  bounds and rounding.
+
+Every method is wrapped in `SweepSearcher`, which turns the inner searcher's flat
+``{"opt/lr": ...}`` proposals into nested ``wandb.config``-style dicts with the
+constants filled in, stops after `max_runs` suggestions (``--count``,
+``run_cap``), and feeds back one number per trial: the best value of the metric
+the trial logged, as W&B's engine does.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import yaml
+from hyperopt import hp
+from ray import cloudpickle
+from ray.tune.experiment.config_parser import _create_trial_from_spec
+from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
+from ray.tune.search.hyperopt import HyperOptSearch
+from ray.tune.utils.util import flatten_dict, merge_dicts
+
+from raysweep.search import space
+from raysweep.search.gp import StatefulSearcher, UnitCubeGP, finite_number, from_unit
+from raysweep.trial.capture import plain
+from raysweep.spec.distributions import Categorical, Constant, Distribution
+from raysweep.spec.load import SweepSpec
+
+
+@dataclass(frozen=True)
+class Params:
+    """A sweep's parameters in W&B's order, each searched under a flat label like ``"opt/lr"``.
+
+    ``/`` cannot occur in a W&B parameter name, so labels never collide.
+    """
+
+    paths: tuple[tuple[str, ...], ...]
+    dists: tuple[Distribution, ...]
+
+    @classmethod
+    def of(cls, spec: SweepSpec) -> Params:
+        flat = spec.flat_parameters()
+        return cls(tuple(flat), tuple(flat.values()))
+
+    def searched(self) -> dict[str, Distribution]:
+        """Label -> distribution of every parameter that is not a constant."""
+        return {"/".join(path): dist for path, dist in zip(self.paths, self.dists)
+                if not isinstance(dist, Constant)}
+
+    def nest(self, flat: Mapping[str, Any]) -> dict[str, Any]:
+        """The nested config for searched values keyed by label, constants filled in."""
+        config: dict[str, Any] = {}
+        for path, dist in zip(self.paths, self.dists):
+            value = copy.deepcopy(dist.value) if isinstance(dist, Constant) else flat["/".join(path)]
+            node = config
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = value
+        return config
+
+    def decode(self, encoded: Mapping[str, Any]) -> dict[str, Any]:
+        """Nested config from a model's proposal: a category index or a quantile ``u`` per label."""
+        return self.nest({label: _decode_one(dist, encoded[label]) for label, dist in self.searched().items()})
+
+
+def _decode_one(dist: Distribution, encoded: Any) -> Any:
+    if isinstance(dist, Categorical):
+        return copy.deepcopy(dist.values[int(encoded)])
+    return from_unit(dist, encoded)
+
+
+def _yaml_key(value: Any) -> str:
+    """W&B 0.3.0's grid identity of a value: its YAML text, integral floats as ints (1.0 == 1)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return yaml.dump(value, default_flow_style=True, sort_keys=True)
+
+
+def _grid_axis(dist: Distribution) -> list[tuple[str, Any]]:
+    """A parameter's grid values with their keys; a duplicate keeps its first place, the last value.
+
+    That is what W&B's engine yields: its product over values keeps the first
+    occurrence of each combination and looks values up by hash (last one wins).
+    """
+    by_key: dict[str, Any] = {}
+    for value in dist.grid_values():
+        by_key[_yaml_key(value)] = value  # dict keeps the key's first position, takes the last value
+    return list(by_key.items())
+
+
+def _run_identity(paths: list[tuple[str, ...]], axes: list[list[tuple[str, Any]]],
+                  config: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """W&B's key of an existing run's config: one value key per grid parameter, None if one is missing.
+
+    Dict values are cut down to the keys the grid's own values use, as W&B
+    does, so keys a run added at runtime do not make it a new point.
+    """
+    identity = []
+    for path, axis in zip(paths, axes):
+        value: Any = config
+        for name in path:
+            if not isinstance(value, Mapping) or name not in value:
+                return None
+            value = value[name]
+        known = {key for _, option in axis if isinstance(option, Mapping) for key in option}
+        if isinstance(value, Mapping) and known:
+            value = {key: item for key, item in value.items() if key in known}
+        identity.append(_yaml_key(value))
+    return tuple(identity)
+
+
+def _flat_grid(params: Params, exclude: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """W&B's grid: product in sorted-name order (depth first), the last name varying fastest.
+
+    Points equal to the config of a run in `exclude` are left out, as W&B's
+    grid skips the points its sweep already ran.
+    """
+    searched = params.searched()
+    axes = [_grid_axis(dist) for dist in searched.values()]
+    paths = [tuple(label.split("/")) for label in searched]
+    done = {_run_identity(paths, axes, config) for config in exclude}
+    return [dict(zip(searched, (value for _, value in combo)))
+            for combo in itertools.product(*axes) if tuple(key for key, _ in combo) not in done]
+
+
+def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every point of the sweep's grid as a nested config, in W&B's order."""
+    params = Params.of(spec)
+    return [params.nest(point) for point in _flat_grid(params)]
+
+
+class GridSearcher(StatefulSearcher):
+    """Yields precomputed grid points (flat, by label) in order, then FINISHED."""
+
+    def __init__(self, points: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self._points = points
+        self._next = 0
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str:
+        if self._next >= len(self._points):
+            return Searcher.FINISHED
+        self._next += 1
+        return copy.deepcopy(self._points[self._next - 1])
+
+    def get_state(self) -> dict:
+        return {"next": self._next}
+
+    def set_state(self, state: dict) -> None:
+        self._next = state["next"]
+
+
+class RandomSearcher(StatefulSearcher):
+    """Independent draws from the Ray domains of `space.py`, from one seeded numpy Generator."""
+
+    def __init__(self, domains: dict[str, Any], seed: int | None) -> None:
+        super().__init__()
+        self._domains = domains
+        self._rng = np.random.default_rng(seed)
+
+    def suggest(self, trial_id: str) -> dict[str, Any]:
+        return {label: domain.sample(random_state=self._rng) for label, domain in self._domains.items()}
+
+    def get_state(self) -> dict:
+        return {"rng": self._rng.bit_generator.state}
+
+    def set_state(self, state: dict) -> None:
+        self._rng.bit_generator.state = state["rng"]
+
+
+class SweepSearcher(Searcher):
+    """The searcher Ray sees: nested W&B configs, a run budget, one objective value per trial.
+
+    It keeps the inner searcher as ``.searcher`` so that Ray's SearchGenerator
+    checkpoints this wrapper with `get_state` and the inner one with `save`.
+    The objective is the best value of `metric` over the trial's results and
+    explicit summary updates (W&B's engine takes the run's min/max likewise);
+    a trial without any finite value reaches the inner searcher as an error.
+
+    `resumed` maps the Ray trial ids of runs a stopped driver cut off to their
+    configs: asked for one of those ids (by `SweepSearch`), it returns that
+    config, outside the `max_runs` budget and unseen by the inner searcher.
+    """
+
+    def __init__(self, searcher: Searcher, *, decode: Callable[[Mapping[str, Any]], dict[str, Any]],
+                 metric: str | None, mode: str | None, max_runs: int | None,
+                 resumed: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self.searcher = searcher
+        self.resumed = {trial_id: dict(config) for trial_id, config in (resumed or {}).items()}
+        self._decode = decode
+        self._max_runs = max_runs
+        self._suggested = 0
+        self._best: dict[str, float | None] = {}
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        """Accept TuneConfig's metric/mode where the sweep had none; the sweep owns the space."""
+        self._metric = self._metric or metric
+        self._mode = self._mode or mode
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if trial_id in self.resumed:
+            return copy.deepcopy(self.resumed.pop(trial_id))
+        if self._max_runs is not None and self._suggested >= self._max_runs:
+            return Searcher.FINISHED
+        proposal = self.searcher.suggest(trial_id)
+        if proposal is None or proposal == Searcher.FINISHED:
+            return proposal
+        self._suggested += 1
+        self._best[trial_id] = None
+        return plain(self._decode(proposal))
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self._best:  # not a resumed run: the inner searcher proposed it
+            self._observe(trial_id, result)
+            self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id not in self._best:
+            return
+        self._observe(trial_id, result)
+        best = self._best.pop(trial_id, None)
+        if best is None:
+            self.searcher.on_trial_complete(trial_id, result=None, error=True)
+        else:
+            self.searcher.on_trial_complete(trial_id, result={self._metric: best}, error=False)
+
+    def _observe(self, trial_id: str, result: dict | None) -> None:
+        if not result or self._metric is None:
+            return
+        summary = (result.get("_raysweep") or {}).get("summary") or {}
+        better = max if self._mode == "max" else min
+        for value in (result.get(self._metric), summary.get(self._metric)):
+            value, best = finite_number(value), self._best[trial_id]
+            if value is not None:
+                self._best[trial_id] = value if best is None else better(best, value)
+
+    def get_state(self) -> dict:
+        return {"metric": self._metric, "mode": self._mode, "suggested": self._suggested,
+                "best": dict(self._best), "resumed": dict(self.resumed)}
+
+    def set_state(self, state: dict) -> None:
+        self._metric, self._mode = state["metric"], state["mode"]
+        self._suggested, self._best = state["suggested"], dict(state["best"])
+        self.resumed = dict(state.get("resumed", {}))
+
+    def save(self, checkpoint_path: str) -> None:
+        """This wrapper's state and the inner searcher, for `restore` outside Ray's own walk."""
+        with open(checkpoint_path, "wb") as f:
+            cloudpickle.dump({"state": self.get_state(), "searcher": self.searcher}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            saved = cloudpickle.load(f)
+        self.set_state(saved["state"])
+        self.searcher = saved["searcher"]
+
+
+class SweepSearch(SearchGenerator):
+    """Ray's trial factory for a sweep: runs a stopped driver cut off first, then new suggestions.
+
+    A run's id derives from its Ray trial id (`raysweep.names.run_id_for`), on
+    the driver and on the workers alike, so a cut-off run started again under
+    its old trial id writes to its own run directory, as its next attempt.
+    Ray's own factory draws a fresh id for every trial; this one differs only
+    in that.  `max_concurrent` wraps the searcher as `TuneConfig` would, so
+    that restarted runs count towards the limit too.
+    """
+
+    def __init__(self, searcher: SweepSearcher, max_concurrent: int | None = None) -> None:
+        super().__init__(ConcurrencyLimiter(searcher, max_concurrent) if max_concurrent else searcher)
+        self._sweep_searcher = searcher
+
+    def create_trial_if_possible(self, experiment_spec: dict) -> Any:
+        trial_id = next(iter(self._sweep_searcher.resumed), None)  # it drops each one it hands out
+        if trial_id is None:
+            return super().create_trial_if_possible(experiment_spec)
+        config = self.searcher.suggest(trial_id)
+        if config is None:  # the concurrency limit is reached
+            return None
+        self._counter += 1
+        spec = copy.deepcopy(experiment_spec)
+        spec["config"] = merge_dicts(spec["config"], config)
+        return _create_trial_from_spec(spec, self._parser, evaluated_params=flatten_dict(config),
+                                       experiment_tag=f"{self._counter}_resumed", trial_id=trial_id)
+
+
+def initial_points(max_runs: int | None) -> int:
+    """Random/space-filling trials before a model proposes: a fifth of the budget, 2 to 10."""
+    return 10 if max_runs is None else min(10, max(2, max_runs // 5))
+
+
+def _uses_gp(params: Params) -> bool:
+    return all(dist.continuous for dist in params.searched().values())
+
+
+def _hyperopt_space(params: Params) -> dict[str, Any]:
+    """TPE's space: categoricals by index (weighted by `probabilities`), everything else as u in [0, 1]."""
+    space_: dict[str, Any] = {}
+    for label, dist in params.searched().items():
+        if not isinstance(dist, Categorical):
+            space_[label] = hp.uniform(label, 0.0, 1.0)
+        elif dist.probabilities is None:
+            space_[label] = hp.choice(label, list(range(len(dist.values))))
+        else:
+            space_[label] = hp.pchoice(label, list(zip(dist.probabilities, range(len(dist.values)))))
+    return space_
+
+
+def _bayes(params: Params, metric: str, mode: str, seed: int | None, max_runs: int | None) -> Searcher:
+    if _uses_gp(params):
+        return UnitCubeGP(list(params.searched()), metric=metric, mode=mode, seed=seed,
+                          n_initial_points=initial_points(max_runs))
+    return HyperOptSearch(_hyperopt_space(params), metric=metric, mode=mode,
+                          n_initial_points=initial_points(max_runs), random_state_seed=seed)
+
+
+def make_searcher(spec: SweepSpec, *, seed: int | None, max_runs: int | None,
+                  exclude: Sequence[Mapping[str, Any]] = (),
+                  resumed: Mapping[str, Mapping[str, Any]] | None = None) -> SweepSearcher:
+    """The Ray searcher for the sweep's method; it stops after `max_runs` suggestions (None: never).
+
+    `exclude` holds the configs of runs the sweep already has (a resumed
+    sweep, a second agent): a grid skips those points, as W&B's grid does.
+    `resumed` (trial id → config) are cut-off runs to start again first.
+    """
+    params = Params.of(spec)
+    metric = spec.metric.name if spec.metric else None
+    mode = spec.metric.mode if spec.metric else None
+    if spec.method == "grid":
+        inner: Searcher = GridSearcher(_flat_grid(params, exclude))
+    elif spec.method == "random":
+        inner = RandomSearcher({label: space.to_domain(dist) for label, dist in params.searched().items()}, seed)
+    else:
+        inner = _bayes(params, metric, mode, seed, max_runs)
+    decode = params.decode if spec.method == "bayes" else params.nest
+    return SweepSearcher(inner, decode=decode, metric=metric, mode=mode, max_runs=max_runs,
+                         resumed=resumed)
+
+
+def searcher_name(spec: SweepSpec) -> str:
+    """One line for `raysweep show`."""
+    if spec.method == "grid":
+        return f"grid ({len(grid_points(spec))} points)"
+    if spec.method == "random":
+        return "random"
+    return "bayes: GP (bayes_opt)" if _uses_gp(Params.of(spec)) else "bayes: TPE (hyperopt)"

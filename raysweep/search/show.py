@@ -1,0 +1,79 @@
+"""What a sweep will do, before it spends GPU hours: `validate`, `show` and `sample`.
+
+`sample` draws configs through the very searcher a run uses, so what it prints
+is what trials will receive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.tune.search import Searcher
+
+from raysweep.search import searchers as search, space, stopping
+from raysweep.spec.distributions import Distribution
+from raysweep.spec.load import ParamTree, SweepSpec
+
+
+def summary_line(spec: SweepSpec) -> str:
+    """`random sweep 'digits' over 9 parameters, minimize val_loss, hyperband early stopping`."""
+    name = f" '{spec.name}'" if spec.name else ""
+    parts = [f"{spec.method} sweep{name} over {len(spec.flat_parameters())} parameters"]
+    if spec.metric:
+        parts.append(f"{spec.metric.goal} {spec.metric.name}")
+    if spec.early_terminate:
+        parts.append("hyperband early stopping")
+    if spec.run_cap:
+        parts.append(f"run_cap {spec.run_cap}")
+    return ", ".join(parts)
+
+
+def _tree_lines(tree: ParamTree, indent: str = "  ") -> list[str]:
+    lines = []
+    for key in sorted(tree):
+        node = tree[key]
+        if isinstance(node, Distribution):
+            lines.append(f"{indent}{key}: {space.describe(node)}")
+        else:
+            lines.append(f"{indent}{key}:")
+            lines += _tree_lines(node, indent + "  ")
+    return lines
+
+
+def _scheduler_line(spec: SweepSpec) -> str:
+    if spec.early_terminate is None:
+        return "none (no early_terminate): every run trains to its end"
+    h = spec.early_terminate
+    rungs = stopping.hyperband_milestones(h)
+    shown = ", ".join(map(str, rungs[:8])) + (", ..." if len(rungs) > 8 else "")
+    return (f"ASHA with W&B hyperband rungs at {shown} logged values of {spec.metric.name}; "
+            f"keeps the best 1/{h.eta:g} at each rung ({'strict' if h.strict else 'best-so-far'})")
+
+
+def describe_sweep(spec: SweepSpec) -> str:
+    """The readable plan of a sweep: search space, searcher, scheduler, what runs."""
+    lines = [summary_line(spec), "", "search space (Ray Tune domains):"]
+    lines += _tree_lines(spec.parameters)
+    lines += ["", f"searcher:  {search.searcher_name(spec)}",
+              f"scheduler: {_scheduler_line(spec)}"]
+    if spec.metric and spec.metric.target is not None:
+        lines.append(f"target:    the sweep ends once a run reaches {spec.metric.name} "
+                     f"{'<=' if spec.metric.goal == 'minimize' else '>='} {spec.metric.target:g}")
+    if spec.program or spec.command:
+        command = spec.command or ["${env}", "${interpreter}", "${program}", "${args}"]
+        lines.append(f"runs:      {' '.join(command)}  (program: {spec.program})")
+    return "\n".join(lines)
+
+
+def sample_configs(spec: SweepSpec, n: int, *, seed: int | None = None) -> list[dict[str, Any]]:
+    """Up to `n` configs from the searcher a run would use (a grid stops when exhausted)."""
+    searcher = search.make_searcher(spec, seed=seed, max_runs=n)
+    if spec.metric is not None:
+        searcher.set_search_properties(spec.metric.name, spec.metric.mode, {})
+    configs = []
+    for index in range(n):
+        config = searcher.suggest(f"sample_{index:05d}")
+        if config is None or config == Searcher.FINISHED:
+            break
+        configs.append(config)
+    return configs

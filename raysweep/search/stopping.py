@@ -1,0 +1,246 @@
+"""`early_terminate: {type: hyperband}` and `metric.target` on Ray Tune.
+
+W&B's engine (``sweeps/hyperband_stopping.py``, 0.3.0) judges a run at fixed
+"bands": ``int(min_iter * eta**k)``, or ``int(max_iter / eta**k)`` for k = 1..s.
+Those are not a geometric series from a grace period (100, s=5 gives 1, 3, 11,
+33), so Ray's stock `ASHAScheduler` cannot express them.  `WandbHyperbandScheduler`
+is Ray's asynchronous successive halving (ASHA, Li et al., arXiv:1810.05934:
+judge each trial once, as it reaches a rung, against the trials that reached
+that rung before it) with W&B's bands as rungs and W&B's cut at each rung.
+
+As in W&B, a run's "iteration" is the number of values of ``metric.name`` it
+has logged (rows without the metric do not count), not its step or epoch.
+
+A NaN or ±inf value counts as an iteration and as the worst possible value
+(W&B skips such values, and Ray's ASHA never stops a NaN run since ``nan <
+cutoff`` is false, so a diverged run would otherwise train to the end): with
+``strict`` the run is stopped at the next rung it reaches, unless it is the
+first there; without it, its best finite value so far is what is judged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ray.tune import Stopper
+from ray.tune.result import TRAINING_ITERATION
+from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
+from ray.tune.schedulers.async_hyperband import _Bracket
+
+from raysweep.errors import SweepConfigError, Violation
+from raysweep.trial.session import META_KEY, metric_value
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
+    from raysweep.spec.load import Hyperband, SweepSpec
+
+#: Key set on the result a run is early-stopped at: the rung (iteration) it was stopped at.
+STOPPED_AT_RUNG = "_raysweep_stopped_at_rung"
+#: W&B computes 100 bands from ``min_iter``; bands past this many metric values are
+#: never reached, and for a large eta the later ones overflow a float.
+MAX_MILESTONE = 10**9
+
+
+def hyperband_milestones(h: Hyperband) -> list[int]:
+    """The iterations at which W&B 0.3.0 judges a run, sorted, each once.
+
+    With ``max_iter`` (which wins over ``min_iter``): max_iter/eta, /eta², … s
+    times, truncated to int, stopping at the first below 1.  With ``min_iter``:
+    min_iter·eta^k, truncated, up to `MAX_MILESTONE`.  The float arithmetic is
+    W&B's own (repeated ``/=`` and ``*=``), so truncation lands where W&B's does.
+    """
+    bands: list[int] = []
+    if h.max_iter is not None:
+        band: float = h.max_iter
+        for _ in range(h.s or 0):
+            band /= h.eta
+            if band < 1:
+                break
+            bands.append(int(band))
+    elif h.min_iter is not None:
+        band = h.min_iter
+        while band <= MAX_MILESTONE and len(bands) < 100:
+            bands.append(int(band))
+            band *= h.eta
+    if not bands:  # `load_spec` reports this per key; a hand-made Hyperband can still get here
+        raise SweepConfigError([Violation(
+            "early_terminate", f"no iteration to stop runs at (W&B: 'Bands must be an array of "
+            f"length at least 1'): {h}; give min_iter, or max_iter with s >= 1 and max_iter >= eta")])
+    return sorted(set(bands))
+
+
+def band_threshold(losses: Sequence[float], eta: float) -> float:
+    """W&B's cut at one rung: ``sorted(losses)[int(len/eta)]``, losses lower-is-better.
+
+    ASHA's cut is ``np.nanpercentile(others, (1 - 1/eta)·100)`` over the trials
+    that reached the rung *before* the judged one, and stops a value strictly
+    worse than that interpolated quantile.  W&B's takes an element (no
+    interpolation) of the values of every run at the rung, the judged run's
+    own included, so it keeps the best ``int(n/eta) + 1`` of n, slightly more
+    than ASHA's ~n/eta.  We use W&B's so that a sweep file stops the same runs
+    as it does under ``wandb agent`` given the same histories (tested against
+    the reference engine).
+    """
+    return sorted(losses)[int(1.0 / eta * len(losses))]
+
+
+def stops_at_rung(rung_losses: Sequence[float], judged: float, eta: float) -> bool:
+    """Whether W&B stops a run whose `judged` loss is weighed against `rung_losses`.
+
+    `rung_losses` holds every run's loss at the rung, the judged run's included;
+    `judged` is that run's loss at the rung (strict) or its best so far (not
+    strict).  Ties with the threshold continue, as in W&B.
+    """
+    return judged > band_threshold(rung_losses, eta)
+
+
+class _WandbBracket(_Bracket):
+    """Ray's ASHA bracket (rungs of recorded values) with W&B's rungs and cut.
+
+    Values here are losses (lower is better), unlike Ray's rewards.
+    """
+
+    def __init__(self, milestones: list[int], eta: float, strict: bool) -> None:
+        super().__init__(milestones[0], milestones[-1], eta, 0, stop_last_trials=False)
+        self._rungs = [(milestone, {}) for milestone in reversed(milestones)]
+        self._strict = strict
+
+    def cutoff(self, recorded: dict[str, float]) -> float | None:
+        return band_threshold(list(recorded.values()), self.rf) if recorded else None
+
+    def on_result(self, trial: Trial, cur_iter: int, cur_rew: float | None,
+                  best: float = math.inf) -> str:
+        """Record the loss `cur_rew` of a trial at iteration `cur_iter`; judge it at a rung."""
+        recorded = dict(self._rungs).get(cur_iter)
+        if recorded is None or cur_rew is None:
+            return TrialScheduler.CONTINUE
+        recorded[trial.trial_id] = cur_rew
+        judged = cur_rew if self._strict else min(best, cur_rew)
+        stop = stops_at_rung(list(recorded.values()), judged, self.rf)
+        return TrialScheduler.STOP if stop else TrialScheduler.CONTINUE
+
+
+@dataclass
+class _Progress:
+    """What the scheduler knows of one trial: metric values counted, best loss, last result."""
+
+    iteration: int = 0
+    best: float = math.inf
+    last_result: int = 0  # training_iteration of the last result seen: Ray may resend it, done
+
+
+class WandbHyperbandScheduler(AsyncHyperBandScheduler):
+    """ASHA whose rungs, cut, iteration count and `strict` are W&B's hyperband's.
+
+    Metric and mode come from `TuneConfig` through `set_search_properties`
+    (giving them here too makes Ray 2.60 raise).  `stopped_at_rung` tells which
+    rung a trial was stopped at.  The result it was stopped on also carries it
+    under `STOPPED_AT_RUNG`, but that dict is Ray's flattened copy: callbacks
+    get the original, so they must ask `stopped_at_rung`.
+    """
+
+    def __init__(self, milestones: list[int], eta: float = 3, strict: bool = True) -> None:
+        super().__init__(max_t=milestones[-1], grace_period=milestones[0],
+                         reduction_factor=eta, brackets=1, stop_last_trials=False)
+        self.milestones = list(milestones)
+        self._brackets = [_WandbBracket(self.milestones, eta, strict)]
+        self._progress: dict[str, _Progress] = {}
+        self._stopped_at: dict[str, int] = {}
+
+    def stopped_at_rung(self, trial_id: str) -> int | None:
+        """The milestone at which this scheduler stopped the trial, if it did."""
+        return self._stopped_at.get(trial_id)
+
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        super().on_trial_add(tune_controller, trial)
+        self._progress[trial.trial_id] = _Progress()  # a retried trial starts counting again
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
+        action = self._advance(trial, result)
+        if action == TrialScheduler.STOP:
+            self._num_stopped += 1
+            rung = self._progress[trial.trial_id].iteration
+            self._stopped_at[trial.trial_id] = rung
+            result[STOPPED_AT_RUNG] = rung
+        return action
+
+    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> None:
+        # A last result no one showed us (a Stopper ended the trial on it) still counts at its rung.
+        self._advance(trial, result)
+        self._trial_info.pop(trial.trial_id, None)
+        self._progress.pop(trial.trial_id, None)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        super().on_trial_remove(tune_controller, trial)
+        self._progress.pop(trial.trial_id, None)
+
+    def _advance(self, trial: Trial, result: dict[str, Any]) -> str:
+        """Count a new metric value of the trial and let its bracket judge it."""
+        progress = self._progress.get(trial.trial_id)
+        loss = self._loss(result)
+        seen = result.get(TRAINING_ITERATION)
+        if progress is None or loss is None or (seen is not None and seen <= progress.last_result):
+            return TrialScheduler.CONTINUE
+        progress.last_result = seen or progress.last_result
+        progress.iteration += 1
+        action = self._trial_info[trial.trial_id].on_result(
+            trial, progress.iteration, loss, progress.best)
+        progress.best = min(progress.best, loss)
+        return action
+
+    def _loss(self, result: dict[str, Any]) -> float | None:
+        """The metric as a loss (lower is better; non-finite = worst), None if not an iteration.
+
+        Ray hands schedulers the result flattened (``_raysweep/history``), so
+        the history flag is read back from its flat key.
+        """
+        history = result.get(f"{META_KEY}/history", True)
+        value = metric_value({self._metric: result.get(self._metric), META_KEY: {"history": history}},
+                             self._metric)
+        if value is None:
+            return None
+        return -self._metric_op * value if math.isfinite(value) else math.inf
+
+
+def make_scheduler(spec: SweepSpec) -> WandbHyperbandScheduler | None:
+    """The sweep's early-stopping scheduler; None without ``early_terminate``."""
+    h = spec.early_terminate
+    if h is None:
+        return None
+    return WandbHyperbandScheduler(hyperband_milestones(h), eta=h.eta, strict=h.strict)
+
+
+class TargetStopper(Stopper):
+    """Ends the sweep once any run logs ``metric.target`` or better.
+
+    Reaching it is ``>= target`` when maximising and ``<= target`` when
+    minimising; only finite values of history rows count.
+    """
+
+    def __init__(self, metric: str, mode: str, target: float) -> None:
+        self.metric = metric
+        self.mode = mode
+        self.target = target
+        self.reached = False
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        value = metric_value(result, self.metric)
+        if value is not None and math.isfinite(value):
+            hit = value >= self.target if self.mode == "max" else value <= self.target
+            self.reached = self.reached or hit
+        return self.reached
+
+    def stop_all(self) -> bool:
+        return self.reached
+
+
+def make_stopper(spec: SweepSpec) -> TargetStopper | None:
+    """A `TargetStopper` when the sweep's metric has a ``target``, else None."""
+    metric = spec.metric
+    if metric is None or metric.target is None:
+        return None
+    return TargetStopper(metric.name, metric.mode, metric.target)

@@ -1,0 +1,561 @@
+"""The part of the ``wandb`` API that sweep scripts call, captured for Ray instead of sent to W&B.
+
+Program mode (``raysweep run sweep.yaml``): the trial starts the sweep's
+program with ``raysweep/_shim`` first on ``PYTHONPATH``, so ``import wandb``
+finds the shim even when the real package is installed, and the shim puts this
+module in ``sys.modules["wandb"]``.  `init` reads the sweep's values from
+``WANDB_SWEEP_PARAM_PATH`` (the file W&B's agent writes), deep-merges them over
+the script's own config and locks them, as W&B does.  Every committed
+`log` row and every summary update goes out at once as one JSON line on the
+pipe whose descriptor is in ``RAYSWEEP_RESULT_FD``; the trial turns each row
+into a Ray result while the program trains on, so ASHA can judge it step by step.
+
+Notebook flow (``raysweep.agent(sweep_id, function=train)``): `install_in_process`
+makes this module ``wandb`` inside the Ray worker and sends rows straight to
+`raysweep.trial.session.report_row`.
+
+Supported: ``init`` (also as a context manager), ``config`` (attribute and item
+access, ``update``, ``setdefaults``, ``keys``/``items``/``as_dict``/``get``),
+``log(data, step=, commit=)`` with W&B's step and commit rules, ``summary``
+(item/attribute set, ``update``), ``define_metric`` (accepted; it only shapes
+W&B's charts, the summary keeps each key's last value), ``finish``, ``run``,
+``termlog``/``termwarn``/``termerror``.  No-ops: `NOOPS` (``watch``, ``save``,
+``alert``, ``login``, artifacts...) and the media/table classes in `PLACEHOLDERS`,
+whose objects are dropped from logged rows.  Nothing here opens a socket.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import random
+import stat
+import string
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+#: Environment variable holding the descriptor of the pipe to the trial (program mode).
+RESULT_FD_ENV = "RAYSWEEP_RESULT_FD"
+NOOPS = frozenset({
+    "watch", "unwatch", "save", "restore", "alert", "login", "setup", "teardown", "log_artifact",
+    "use_artifact", "link_artifact", "upsert_artifact", "finish_artifact", "log_model", "use_model",
+    "link_model", "log_code", "mark_preempting", "require", "tensorboard",
+})
+PLACEHOLDERS = frozenset({
+    "Table", "Image", "Histogram", "Artifact", "Audio", "Video", "Html", "Object3D", "Molecule",
+    "Plotly", "Graph", "Settings", "AlertLevel", "plot",
+})
+ReportFn = Callable[..., None]  # raysweep.trial.session.report_row(row, *, summary=None)
+
+
+class Error(Exception):
+    """Base of the errors the ``wandb`` API raises (``wandb.Error``)."""
+
+
+class ConfigError(Error):
+    """A config value changed without ``allow_val_change`` (W&B's ``ConfigError``)."""
+
+
+class UsageError(Error):
+    """An API call out of order, e.g. ``log`` on a finished run (W&B's ``UsageError``)."""
+
+
+def _noop(*_args: Any, **_kwargs: Any) -> None:
+    """What every W&B call that would upload, download or draw does here."""
+
+
+class _Placeholder:
+    """Stands in for W&B's media, tables, artifacts and settings: built, used, never logged."""
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _noop
+
+
+_PLACEHOLDER_TYPES = {name: type(name, (_Placeholder,), {}) for name in PLACEHOLDERS}
+_SKIP = object()
+
+
+def plain(value: Any) -> Any:
+    """`value` as plain Python (dict/list/str/int/float/bool/None), the way W&B stores it.
+
+    Searchers hand out numpy scalars and trainables log numpy and torch values:
+    ``yaml.safe_dump`` rejects all of them (and subclasses of str or int) and
+    ``json`` some.  Scalars and arrays become numbers and lists through their
+    ``tolist()``, so numpy is never imported: this runs inside the user's
+    program too, and is the one converter of the driver's run log.  Mapping
+    keys become strings, media placeholders are dropped, anything else unknown
+    becomes its ``str``.
+    """
+    if isinstance(value, _Placeholder):
+        return _SKIP
+    if isinstance(value, Mapping):
+        pairs = ((str(k), plain(v)) for k, v in value.items())
+        return {k: v for k, v in pairs if v is not _SKIP}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [v for v in map(plain, value) if v is not _SKIP]
+    if callable(getattr(value, "tolist", None)):
+        return plain(value.tolist())  # numpy/torch scalars and arrays
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return None if value is None else str(value)
+
+
+def termlog(message: str = "", *, prefix: str = "") -> None:
+    """Print a ``wandb: `` line on stderr, as W&B does."""
+    print(f"wandb: {prefix}{message}", file=sys.stderr, flush=True)
+
+
+def termwarn(message: str) -> None:
+    termlog(message, prefix="WARNING ")
+
+
+def termerror(message: str) -> None:
+    termlog(message, prefix="ERROR ")
+
+
+class Reporter:
+    """Turns rows and summary updates into `report_row` calls, one per row.
+
+    A summary update rides with the next row (or goes alone on `close`), so a
+    script setting ``wandb.summary["best"]`` every epoch does not double the
+    number of Ray results, which the scheduler counts.  Once a report raises
+    (Ray's ``SystemExit`` when it stops the trial) nothing more is reported:
+    a second report after the stop would block the training thread forever.
+    """
+
+    def __init__(self, report: ReportFn) -> None:
+        self._report = report
+        self._summary: dict[str, Any] = {}
+        self._stopped = False
+
+    def row(self, row: dict[str, Any]) -> None:
+        summary, self._summary = self._summary, {}
+        self._send(row, summary or None)
+
+    def summary(self, values: dict[str, Any]) -> None:
+        self._summary.update(values)
+
+    def close(self) -> None:
+        if self._summary:
+            summary, self._summary = self._summary, {}
+            self._send(None, summary)
+
+    def _send(self, row: dict[str, Any] | None, summary: dict[str, Any] | None) -> None:
+        if self._stopped:
+            return
+        try:
+            self._report(row, summary=summary)
+        except BaseException:
+            self._stopped = True
+            raise
+
+
+class PipeChannel:
+    """Program mode: one JSON line per message to the trial, written and flushed at once."""
+
+    def __init__(self, fd: int) -> None:
+        self._file = open(fd, "wb", closefd=False)  # noqa: SIM115 - lives as long as the process
+        self._lock = threading.Lock()
+
+    def row(self, row: dict[str, Any]) -> None:
+        self._send({"row": row})
+
+    def summary(self, values: dict[str, Any]) -> None:
+        self._send({"summary": values})
+
+    def close(self) -> None:
+        """Nothing to do: each message is flushed when sent."""
+
+    def _send(self, message: dict[str, Any]) -> None:
+        line = json.dumps(message, default=str).encode() + b"\n"
+        with self._lock:
+            try:
+                self._file.write(line)
+                self._file.flush()
+            except BrokenPipeError:
+                pass  # the trial is gone; raysweep's reaper is ending this process
+
+
+Channel = Union["Reporter", "PipeChannel"]  # where committed rows and summary updates go
+
+
+def _channel_from_environment() -> Channel:
+    """The pipe named by ``RAYSWEEP_RESULT_FD``, else a channel that drops everything.
+
+    The variable is removed so the program's own subprocesses (which do not
+    inherit the descriptor) cannot write into whatever file reuses its number.
+    """
+    fd = os.environ.pop(RESULT_FD_ENV, None)
+    try:
+        if fd is not None and stat.S_ISFIFO(os.fstat(int(fd)).st_mode):
+            return PipeChannel(int(fd))
+    except (OSError, ValueError):
+        pass
+    return Reporter(_noop)
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Values of a W&B config file (``wandb_version: 1`` then ``key: {value: v}``), like W&B's reader."""
+    loaded = yaml.safe_load(Path(path).read_text()) or {}
+    loaded.pop("wandb_version", None)
+    return {key: item["value"] for key, item in loaded.items()}
+
+
+def _parse_config(params: Any, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+    """A config given as dict, Config, argparse Namespace or YAML path, as a dict (W&B's parse_config)."""
+    if isinstance(params, (str, os.PathLike)):
+        params = read_config_file(params)
+    elif isinstance(params, Config):
+        params = dict(params)
+    elif not isinstance(params, Mapping):
+        if not hasattr(params, "__dict__"):
+            raise TypeError("config must be a dict or have a __dict__ attribute.")
+        params = vars(params)
+    params = dict(params)
+    if include:
+        params = {k: v for k, v in params.items() if k in include}
+    if exclude:
+        params = {k: v for k, v in params.items() if k not in exclude}
+    return params
+
+
+def _merge_dicts(dest: dict[str, Any], src: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge `src` into `dest` (W&B's config_util.merge_dicts)."""
+    for key, value in src.items():
+        if isinstance(value, dict) and isinstance(dest.get(key), dict):
+            _merge_dicts(dest[key], value)
+        else:
+            dest[key] = value
+    return dest
+
+
+class Config:
+    """``wandb.config``: W&B's Config semantics, sweep keys locked against later updates."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_items", {})
+        object.__setattr__(self, "_locked", {})
+
+    def __getattr__(self, key: str) -> Any:
+        items = self.__dict__.get("_items")
+        if items is None or key not in items:
+            raise AttributeError(f"{self.__class__!r} object has no attribute {key!r}")
+        return items[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not self._check_locked(key):
+            key, value = self._sanitize(key, value)
+            self._items[key] = value
+
+    __setattr__ = __setitem__
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __repr__(self) -> str:
+        return str(dict(self))
+
+    def keys(self) -> list[str]:
+        return [k for k in self._items if not k.startswith("_")]
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, v) for k, v in self._items.items() if not k.startswith("_")]
+
+    def get(self, *args: Any) -> Any:
+        return self._items.get(*args)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self)
+
+    def update(self, d: Any, allow_val_change: bool | None = None) -> None:
+        self._update(d, allow_val_change)
+
+    def setdefaults(self, d: Any) -> None:
+        fresh = {k: v for k, v in _parse_config(d).items() if k not in self._items}
+        self._items.update(dict(self._sanitize(k, v) for k, v in fresh.items()))
+
+    def persist(self) -> None:
+        """W&B re-sends the config here; nothing to send."""
+
+    def _update(self, d: Any, allow_val_change: bool | None = None, ignore_locked: bool = False) -> None:
+        parsed = _parse_config(d)
+        locked = {k for k in parsed if self._check_locked(k, ignore_locked)}
+        sanitized = dict(self._sanitize(k, v, allow_val_change) for k, v in parsed.items() if k not in locked)
+        self._items.update(sanitized)
+
+    def _merge_locked(self, d: Mapping[str, Any], user: str) -> None:
+        """Deep-merge `d` over the current values and lock its keys (W&B's merge_locked)."""
+        for key, value in d.items():
+            key, value = self._sanitize(key, value, allow_val_change=True)
+            self._locked[key] = user
+            current = self._items.get(key)
+            self._items[key] = _merge_dicts(current, value) if isinstance(current, dict) and \
+                isinstance(value, dict) else value
+
+    def _check_locked(self, key: str, ignore_locked: bool = False) -> bool:
+        user = self._locked.get(key)
+        if user is not None and not ignore_locked:
+            termwarn(f"Config item '{key}' was locked by '{user}' (ignored update).")
+        return user is not None
+
+    def _sanitize(self, key: str, value: Any, allow_val_change: bool | None = None) -> tuple[str, Any]:
+        key, value = key.strip("-"), plain(value)
+        if not allow_val_change and key in self._items and value != self._items[key]:
+            raise ConfigError(f'Attempted to change value of key "{key}" from {self._items[key]} to {value}\n'
+                              "If you really want to do this, pass allow_val_change=True to config.update()")
+        return key, value
+
+
+class Summary(dict):  # type: ignore[type-arg]
+    """``run.summary``: each key's last logged value, plus what the script sets (sent to the trial)."""
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__()
+        object.__setattr__(self, "_channel", channel)
+
+    def __getattr__(self, key: str) -> Any:
+        if key not in self:
+            raise AttributeError(f"summary has no key {key!r}")
+        return self[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.update({key: value})
+
+    __setattr__ = __setitem__
+
+    def update(self, d: Mapping[str, Any] = {}, **kwargs: Any) -> None:  # noqa: B006 - dict.update's signature
+        values = plain({**d, **kwargs})
+        super().update(values)
+        self._channel.summary(values)
+
+    def _record(self, row: Mapping[str, Any]) -> None:
+        """Take a committed row's values as the latest, without sending them again."""
+        super().update(row)
+
+
+class _Capture:
+    """What this process captures into: the channel, the sweep's values, W&B's step counter.
+
+    One per trial: runs that follow each other in one program (``init`` after
+    ``finish``) continue the same history, because a trial is one W&B run.
+    """
+
+    def __init__(self, channel: Channel, sweep: Mapping[str, Any] | None, run_id: str | None) -> None:
+        self.channel = channel
+        self.sweep = sweep
+        self.run_id = run_id
+        self.step = 0
+        self.pending: dict[str, Any] = {}
+        self.lock = threading.RLock()
+
+    def sweep_values(self) -> dict[str, Any]:
+        """The sweep's values: given in-process, else the agent's file at WANDB_SWEEP_PARAM_PATH."""
+        if self.sweep is not None:
+            return dict(self.sweep)
+        path = os.environ.get("WANDB_SWEEP_PARAM_PATH")
+        return read_config_file(path) if path else {}
+
+    def log(self, data: Mapping[str, Any], step: int | None, commit: bool | None, summary: Summary) -> None:
+        """W&B's rules: rows accumulate until committed; a larger `step` commits the pending row."""
+        if not isinstance(data, Mapping):
+            raise TypeError("wandb.log must be passed a dictionary")
+        if any(not isinstance(key, str) for key in data):
+            raise TypeError("Key values passed to `wandb.log` must be strings.")
+        with self.lock:
+            if step is not None and step < self.step:
+                termwarn(f"Tried to log to step {step} that is less than the current step {self.step}. Steps "
+                         "must be monotonically increasing, so this data will be ignored. See "
+                         "https://wandb.me/define-metric to log data out of order.")
+                return
+            if step is not None and step > self.step:
+                self.commit(summary)
+                self.step = step
+            self.pending.update(data)
+            if commit or (commit is None and step is None):
+                self.commit(summary)
+
+    def commit(self, summary: Summary) -> None:
+        """Send the pending row as history step `self.step` and start the next one."""
+        with self.lock:
+            if not self.pending:
+                return
+            row = {**plain(self.pending), "_step": self.step}
+            self.pending, self.step = {}, self.step + 1
+            summary._record(row)
+            self.channel.row(row)
+
+
+class Run:
+    """``wandb.run``: the run a trial is; its `log`, `config`, `summary` and `finish`."""
+
+    def __init__(self, capture: _Capture, config: Config, **settings: Any) -> None:
+        self._capture = capture
+        self.config = config
+        self.summary = Summary(capture.channel)
+        self.id: str = (capture.run_id or os.environ.get("WANDB_RUN_ID") or settings.get("id")
+                        or "".join(random.choices(string.ascii_lowercase + string.digits, k=8)))
+        self.name: str = settings.get("name") or os.environ.get("WANDB_NAME") or self.id
+        self.project: str | None = settings.get("project") or os.environ.get("WANDB_PROJECT")
+        self.entity: str | None = settings.get("entity") or os.environ.get("WANDB_ENTITY")
+        self.group, self.job_type = settings.get("group"), settings.get("job_type")
+        self.notes, self.tags = settings.get("notes"), tuple(settings.get("tags") or ())
+        self.sweep_id: str | None = os.environ.get("WANDB_SWEEP_ID")
+        self.url: str | None = None
+        self._finished = False
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name in NOOPS:
+            return _noop
+        raise AttributeError(f"raysweep's wandb stand-in has no Run.{name}; supported: log, config, summary, "
+                             f"define_metric, finish, and the no-ops {', '.join(sorted(NOOPS))}")
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: type | None, *_exc: object) -> bool:
+        self.finish(exit_code=1 if exc_type else 0)
+        return False
+
+    @property
+    def step(self) -> int:
+        return self._capture.step
+
+    @property
+    def dir(self) -> str:
+        """A real directory for files a script saves next to its run (``wandb.run.dir``)."""
+        base = os.environ.get("WANDB_DIR") or os.getcwd()
+        path = Path(base, "wandb", f"run-{self.id}", "files")
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    def log(self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+        if self._finished:
+            raise UsageError(f"Run ({self.id}) is finished. The call to `log` will be ignored. "
+                             "Please make sure that you are using an active run.")
+        self._capture.log(data, step, commit, self.summary)
+
+    def define_metric(self, name: str, *_args: Any, **_kwargs: Any) -> None:
+        """Accepted: W&B uses it for chart axes and summary aggregates; the summary keeps last values."""
+
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
+        """Commit the pending row and send pending summary updates, like W&B's finish."""
+        if self._finished:
+            return
+        self._capture.commit(self.summary)
+        self._capture.channel.close()
+        self._finished = True
+        if globals().get("run") is self:
+            _set_globals(run=None)
+
+    join = finish
+
+
+def _set_globals(**values: Any) -> None:
+    """Rebind ``wandb.run``/``wandb.config``/``wandb.summary`` (this module is ``wandb``)."""
+    globals().update(values)
+
+
+def _start(capture: _Capture) -> None:
+    """Make `capture` this process's target, with fresh module-level ``config`` and ``summary``."""
+    global _capture
+    _capture = capture
+    _set_globals(run=None, config=Config(), summary=Summary(capture.channel))
+
+
+def init(config: Any = None, *, config_exclude_keys: Any = None, config_include_keys: Any = None,
+         **settings: Any) -> Run:
+    """Start the run: defaults from config-defaults.yaml, then `config`, then the sweep's values, locked.
+
+    Other keyword arguments (project, entity, name, mode, reinit, ...) are
+    accepted; a second call while a run is active returns it, as W&B does in scripts.
+    """
+    if run is not None:
+        return run
+    values = Config()
+    if Path("config-defaults.yaml").is_file():
+        values.update(read_config_file("config-defaults.yaml"))
+    values._update(_parse_config(config or {}, config_include_keys, config_exclude_keys),
+                   allow_val_change=True, ignore_locked=True)
+    values._merge_locked(_capture.sweep_values(), user="sweep")
+    started = Run(_capture, values, **settings)
+    _set_globals(run=started, config=values, summary=started.summary)
+    return started
+
+
+def log(data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+    if run is None:
+        raise Error("You must call wandb.init() before wandb.log()")
+    run.log(data, step=step, commit=commit)
+
+
+def define_metric(name: str, *args: Any, **kwargs: Any) -> None:
+    if run is not None:
+        run.define_metric(name, *args, **kwargs)
+
+
+def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
+    if run is not None:
+        run.finish(exit_code, quiet)
+
+
+join = finish
+
+
+def install_in_process(config: Mapping[str, Any], *, run_id: str | None = None,
+                       report: ReportFn | None = None) -> None:
+    """Make this module ``wandb`` in this process, capturing one trial with sweep values `config`.
+
+    For the notebook flow: call it in the Ray worker before the user's
+    ``train`` function is unpickled.  cloudpickle stores a global module such
+    as ``wandb`` by name and imports it again when it loads the function, so
+    with this module in ``sys.modules["wandb"]`` first, ``train`` calls land
+    here — whether or not the real package is installed on the worker.
+    Rows go to `report` (default `raysweep.trial.session.report_row`); call `finish`
+    after ``train`` returns, as W&B's agent does.
+    """
+    if report is None:
+        from raysweep.trial.session import report_row as report
+    _start(_Capture(Reporter(report), dict(config), run_id))
+    sys.modules["wandb"] = sys.modules[__name__]
+
+
+def __getattr__(name: str) -> Any:
+    """W&B's no-op calls and placeholder classes; a clear error for the rest of its API."""
+    if name in NOOPS:
+        return _noop
+    if name in _PLACEHOLDER_TYPES:
+        return _PLACEHOLDER_TYPES[name] if name != "plot" else _PLACEHOLDER_TYPES[name]()
+    raise AttributeError(f"raysweep's wandb stand-in has no wandb.{name} (it captures init, config, log, "
+                         "summary, define_metric and finish for Ray; W&B's servers are never contacted)")
+
+
+def _finish_at_exit() -> None:
+    """Program mode: commit what the script left pending when it exits without `finish`."""
+    if run is not None:
+        run.finish()
+
+
+run: Run | None = None
+config = Config()
+_capture = _Capture(_channel_from_environment(), None, None)
+summary = Summary(_capture.channel)
+if isinstance(_capture.channel, PipeChannel):
+    atexit.register(_finish_at_exit)

@@ -1,0 +1,392 @@
+"""Early stopping: W&B's hyperband bands and cut, as ASHA rungs, checked against W&B's engine."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+
+import raysweep.trial.session
+from raysweep.errors import SweepConfigError
+from raysweep.spec.load import Hyperband, load_spec
+from raysweep.search.stopping import (
+    MAX_MILESTONE,
+    STOPPED_AT_RUNG,
+    TargetStopper,
+    WandbHyperbandScheduler,
+    band_threshold,
+    hyperband_milestones,
+    make_scheduler,
+    make_stopper,
+    stops_at_rung,
+)
+from tests.reference import run_reference
+
+# Runs W&B's `hyperband_stop_runs` on each case read from stdin; prints, per case,
+# the runs it stops and the bands/thresholds it computed.
+REF_STOP_RUNS = """
+import json, sys
+from sweeps import RunState, SweepRun
+from sweeps.hyperband_stopping import hyperband_stop_runs
+out = []
+for case in json.load(sys.stdin):
+    runs = [SweepRun(name=r["name"], state=RunState(r["state"]),
+                     history=[{case["metric"]: v} for v in r["history"]]) for r in case["runs"]]
+    config = {"method": "random", "parameters": {"x": {"value": 1}},
+              "metric": {"name": case["metric"], "goal": case["goal"]},
+              "early_terminate": {"type": "hyperband", **case["hyperband"]}}
+    stopped = hyperband_stop_runs(runs, config)
+    info = next((r.early_terminate_info for r in runs if r.early_terminate_info), None) or {}
+    out.append({"stopped": sorted(r.name for r in stopped), "bands": info.get("bands"),
+                "thresholds": [float(t) for t in info.get("thresholds", [])]})
+print(json.dumps(out))
+"""
+
+
+def reference_stop_runs(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """W&B's decisions for each case ({metric, goal, hyperband, runs: [{name, state, history}]})."""
+    return run_reference(REF_STOP_RUNS, stdin=json.dumps(cases))
+
+
+def hyperband(**fields: Any) -> Hyperband:
+    return Hyperband(**{"min_iter": None, "max_iter": None, "s": None, "eta": 3, **fields})
+
+
+# ---------------------------------------------------------------- milestones
+
+BAND_CONFIGS = {
+    "min1-eta3": {"min_iter": 1, "eta": 3},
+    "min3-eta3": {"min_iter": 3, "eta": 3},
+    "min3-eta2.5": {"min_iter": 3, "eta": 2.5},
+    "min2-eta1.5-duplicates": {"min_iter": 2, "eta": 1.5},
+    "min1-eta1.1-float-truncation": {"min_iter": 1, "eta": 1.1},
+    "min5-eta10": {"min_iter": 5, "eta": 10},
+    "max27-s2": {"max_iter": 27, "s": 2, "eta": 3},
+    "max27-s3": {"max_iter": 27, "s": 3, "eta": 3},
+    "max100-s5-drops-below-1": {"max_iter": 100, "s": 5, "eta": 3},
+    "max81-s4-exact-powers": {"max_iter": 81, "s": 4, "eta": 3},
+    "max1000-s3-eta10": {"max_iter": 1000, "s": 3, "eta": 10},
+    "max5-s2-eta2": {"max_iter": 5, "s": 2, "eta": 2},
+    "max50-s3-eta2.5": {"max_iter": 50, "s": 3, "eta": 2.5},
+    "max-wins-over-min": {"min_iter": 1, "max_iter": 27, "s": 2, "eta": 3},
+}
+
+
+@pytest.fixture(scope="module")
+def reference_bands() -> dict[str, list[int]]:
+    """W&B's bands for every config in BAND_CONFIGS, from one run of its engine."""
+    cases = [{"metric": "loss", "goal": "minimize", "hyperband": config,
+              "runs": [{"name": "a", "state": "running", "history": [1.0]}]}
+             for config in BAND_CONFIGS.values()]
+    return {key: out["bands"] for key, out in zip(BAND_CONFIGS, reference_stop_runs(cases))}
+
+
+@pytest.mark.parametrize("key", list(BAND_CONFIGS), ids=list(BAND_CONFIGS))
+def test_milestones_are_the_reference_bands(key: str, reference_bands: dict[str, list[int]]) -> None:
+    expected = sorted({band for band in reference_bands[key] if band <= MAX_MILESTONE})
+    assert hyperband_milestones(hyperband(**BAND_CONFIGS[key])) == expected
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"max_iter": 100, "s": 5}, [1, 3, 11, 33]),
+    ({"min_iter": 3, "eta": 2.5}, [3, 7, 18, 46, 117, 292]),
+], ids=["issue-example", "notes-example"])
+def test_milestones_documented_examples(fields: dict[str, Any], expected: list[int]) -> None:
+    assert hyperband_milestones(hyperband(**fields))[:len(expected)] == expected
+
+
+@pytest.mark.parametrize("fields", [{"max_iter": 27}, {"max_iter": 2, "s": 2}, {"max_iter": 27, "s": 0}, {}],
+                         ids=["max-without-s", "max-below-eta", "s-zero", "neither-form"])
+def test_milestones_reject_configs_without_bands(fields: dict[str, Any]) -> None:
+    with pytest.raises(SweepConfigError) as error:
+        hyperband_milestones(hyperband(**fields))
+    assert [v.path for v in error.value.violations] == ["early_terminate"]
+
+
+# ------------------------------------------------------- the cut, as a pure rule
+
+def test_threshold_on_worked_example() -> None:
+    """The notes' example (min_iter=2, eta=2, minimize): 0.3.0 stops only b."""
+    runs = [("a", "finished", [10, 9, 8, 7]), ("b", "running", [10, 10, 10]),
+            ("c", "running", [10, 6, 9]), ("d", "finished", [10, 5, 5, 5]), ("e", "running", [9, 8])]
+    case = {"metric": "loss", "goal": "minimize", "hyperband": {"min_iter": 2, "eta": 2},
+            "runs": [{"name": n, "state": s, "history": h} for n, s, h in runs]}
+    [reference] = reference_stop_runs([case])
+    at_band_2 = [h[1] for _, _, h in runs]
+    assert band_threshold(at_band_2, 2) == reference["thresholds"][0] == 8
+    assert band_threshold([7, 5], 2) == reference["thresholds"][1] == 7
+    ours = sorted(name for name, state, h in runs
+                  if state == "running" and stops_at_rung(at_band_2, h[1], 2))
+    assert ours == reference["stopped"] == ["b"]
+
+
+def _judge_snapshot(histories: dict[str, list[float]], running: list[str], milestones: list[int],
+                    eta: float, strict: bool, sign: float) -> list[str]:
+    """Our rule applied to a W&B snapshot: each running run at the last band it has passed."""
+    stopped = []
+    for name in running:
+        history = [sign * v for v in histories[name]]
+        passed = [b for b in milestones if b <= len(history)]
+        if passed:
+            band = passed[-1]
+            rung = [sign * h[band - 1] for h in histories.values() if len(h) >= band]
+            judged = history[band - 1] if strict else min(history)
+            stopped += [name] if stops_at_rung(rung, judged, eta) else []
+    return sorted(stopped)
+
+
+SNAPSHOT_SETTINGS = [(eta, strict, goal) for eta in (2, 3, 2.5) for strict in (True, False)
+                     for goal in ("minimize", "maximize")]
+
+
+def test_rule_matches_reference_on_random_histories() -> None:
+    """Random histories (ties included): our cut stops exactly the runs W&B's engine stops."""
+    rng = np.random.default_rng(7)
+    cases, ours = [], []
+    for eta, strict, goal in SNAPSHOT_SETTINGS:
+        for _ in range(20):
+            n = int(rng.integers(2, 12))
+            histories = {f"r{i}": [float(v) for v in rng.integers(0, 6, size=int(rng.integers(0, 20)))]
+                         for i in range(n)}
+            running = [name for name in histories if rng.random() < 0.6]
+            config = {"min_iter": 1, "eta": eta, "strict": strict}
+            cases.append({"metric": "acc", "goal": goal, "hyperband": config, "runs": [
+                {"name": k, "state": "running" if k in running else "finished", "history": h}
+                for k, h in histories.items()]})
+            ours.append(_judge_snapshot(histories, running, hyperband_milestones(hyperband(**config)),
+                                        eta, strict, -1.0 if goal == "maximize" else 1.0))
+    reference = [out["stopped"] for out in reference_stop_runs(cases)]
+    assert sum(map(len, reference)) > 50  # the cases do exercise stopping
+    assert ours == reference
+
+
+# ------------------------------------------------- the scheduler, result by result
+
+def _scheduler(milestones: list[int], eta: float, strict: bool = True, mode: str = "min") -> WandbHyperbandScheduler:
+    scheduler = WandbHyperbandScheduler(milestones, eta=eta, strict=strict)
+    assert scheduler.set_search_properties("loss", mode)
+    return scheduler
+
+
+def _add(scheduler: WandbHyperbandScheduler, name: str) -> Trial:
+    trial = Trial("train", trial_id=name, stub=True)
+    scheduler.on_trial_add(None, trial)
+    return trial
+
+
+@pytest.mark.parametrize(("eta", "strict", "goal"), SNAPSHOT_SETTINGS,
+                         ids=[f"eta{e}-{'strict' if s else 'best'}-{g}" for e, s, g in SNAPSHOT_SETTINGS])
+def test_scheduler_decisions_match_reference_as_results_arrive(eta: float, strict: bool, goal: str) -> None:
+    """Interleaved results of 10 trials: at each rung a trial reaches, the scheduler stops it
+    exactly when W&B's engine, given every history so far, would stop it."""
+    rng = np.random.default_rng(int(eta * 10) + 2 * strict + (goal == "maximize"))
+    config = {"min_iter": 1, "eta": eta, "strict": strict}
+    milestones = hyperband_milestones(hyperband(**config))
+    scheduler = _scheduler(milestones, eta, strict, "max" if goal == "maximize" else "min")
+    trials = {f"t{i}": _add(scheduler, f"t{i}") for i in range(10)}
+    histories: dict[str, list[float]] = {name: [] for name in trials}
+    live, cases, ours = set(trials), [], []
+    while live:
+        name = sorted(live)[int(rng.integers(len(live)))]
+        value = float(rng.integers(0, 8))
+        histories[name].append(value)
+        result = {"loss": value, "training_iteration": len(histories[name])}
+        action = scheduler.on_trial_result(None, trials[name], result)
+        if len(histories[name]) in milestones:
+            cases.append({"metric": "loss", "goal": goal, "hyperband": config, "runs": [
+                {"name": k, "state": "running" if k == name else "finished", "history": list(h)}
+                for k, h in histories.items() if h]})
+            ours.append([name] if action == TrialScheduler.STOP else [])
+        else:
+            assert action == TrialScheduler.CONTINUE  # only judged on reaching a rung
+        if action == TrialScheduler.STOP or len(histories[name]) == 20:
+            live.discard(name)
+            scheduler.on_trial_complete(None, trials[name], result)
+    reference = [out["stopped"] for out in reference_stop_runs(cases)]
+    assert any(reference) and not all(reference)
+    assert ours == reference
+
+
+def test_iteration_counts_metric_values_only() -> None:
+    """Rows without the metric, summary-only results and Ray's repeated last result don't count."""
+    scheduler = _scheduler([2], eta=2)
+    for name in ("first", "other"):  # two runs at 1.0 at rung 2: the cut there is 1.0
+        trial = _add(scheduler, name)
+        for i in (1, 2):
+            scheduler.on_trial_result(None, trial, {"loss": 1.0, "training_iteration": i})
+    second = _add(scheduler, "second")
+    results = [
+        {"loss": 5.0, "training_iteration": 1},
+        {"acc": 0.1, "training_iteration": 2},                        # no metric
+        {"loss": "n/a", "training_iteration": 3},                     # not a number
+        {"loss": 5.0, "_raysweep/history": False, "training_iteration": 4},  # summary-only
+        {"loss": 5.0, "training_iteration": 1, "done": True},          # Ray's repeat
+    ]
+    assert [scheduler.on_trial_result(None, second, r) for r in results] == [TrialScheduler.CONTINUE] * 5
+    last = {"loss": 5.0, "training_iteration": 5}
+    assert scheduler.on_trial_result(None, second, last) == TrialScheduler.STOP
+    assert last[STOPPED_AT_RUNG] == 2 == scheduler.stopped_at_rung("second")
+    assert scheduler.stopped_at_rung("first") is None
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_non_finite_value_is_the_worst(bad: float, mode: str) -> None:
+    """A diverged run is stopped at its rung (Ray's ASHA would keep a NaN run forever)."""
+    scheduler = _scheduler([1], eta=2, mode=mode)
+    for name, value in [("a", 1.0), ("b", 2.0)]:
+        assert scheduler.on_trial_result(None, _add(scheduler, name), {"loss": value}) == "CONTINUE"
+    assert scheduler.on_trial_result(None, _add(scheduler, "bad"), {"loss": bad}) == TrialScheduler.STOP
+
+
+def test_not_strict_judges_the_best_value_so_far() -> None:
+    """strict: false keeps a run whose value at the rung is bad but whose best so far is good."""
+    decisions = {}
+    for strict in (True, False):
+        scheduler = _scheduler([2], eta=3, strict=strict)
+        good, late = _add(scheduler, "good"), _add(scheduler, "late")
+        for i, value in enumerate([3.0, 3.0]):
+            scheduler.on_trial_result(None, good, {"loss": value, "training_iteration": i + 1})
+        scheduler.on_trial_result(None, late, {"loss": 1.0, "training_iteration": 1})
+        decisions[strict] = scheduler.on_trial_result(None, late, {"loss": 9.0, "training_iteration": 2})
+    assert decisions == {True: TrialScheduler.STOP, False: TrialScheduler.CONTINUE}
+
+
+# ----------------------------------------------------------- target and factories
+
+@pytest.mark.parametrize(("mode", "values", "reached_at"), [
+    ("min", [0.5, 0.2, 0.1], 1),
+    ("max", [0.5, 0.8, 0.95], 1),
+    ("min", [math.nan, -math.inf, 0.3, 0.2], 3),
+    ("min", [0.3, 0.25], None),
+], ids=["min-reaches", "max-reaches", "non-finite-ignored", "never"])
+def test_target_stopper(mode: str, values: list[float], reached_at: int | None) -> None:
+    """Every result from the one that reaches the target on says stop, and so does stop_all."""
+    stopper = TargetStopper("loss", mode, 0.2 if mode == "min" else 0.8)
+    seen = [stopper("t1", {"loss": v}) for v in values]
+    assert seen == [reached_at is not None and i >= reached_at for i in range(len(values))]
+    assert stopper.stop_all() is (reached_at is not None)
+
+
+def test_target_stopper_ignores_summary_only_results() -> None:
+    stopper = TargetStopper("loss", "min", 0.2)
+    assert not stopper("t1", {"loss": 0.1, "_raysweep": {"history": False, "summary": {}}})
+    assert not stopper.stop_all()
+
+
+SWEEP = {"method": "random", "metric": {"name": "loss", "goal": "maximize"},
+         "parameters": {"x": {"min": 0.0, "max": 1.0}}}
+
+
+def test_make_scheduler_and_stopper_from_spec() -> None:
+    assert make_scheduler(load_spec(SWEEP)) is None
+    assert make_stopper(load_spec(SWEEP)) is None
+    spec = load_spec({**SWEEP, "metric": {"name": "loss", "goal": "maximize", "target": 0.9},
+                      "early_terminate": {"type": "hyperband", "max_iter": 27, "s": 2, "eta": 3,
+                                          "strict": False}})
+    scheduler, stopper = make_scheduler(spec), make_stopper(spec)
+    assert isinstance(scheduler, WandbHyperbandScheduler) and scheduler.milestones == [3, 9]
+    assert scheduler._metric is None  # metric/mode come from TuneConfig only
+    assert isinstance(stopper, TargetStopper) and (stopper.metric, stopper.mode, stopper.target) == \
+        ("loss", "max", 0.9)
+
+
+# -------------------------------------------------------------------- real Ray
+
+class _MetricCounter(tune.Callback):
+    """Counts, per trial, the results a callback sees that carry the metric."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.results: dict[str, int] = {}
+        self.x: dict[str, float] = {}
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
+                        result: dict[str, Any], **info: Any) -> None:
+        counted = raysweep.trial.session.metric_value(result, "loss") is not None
+        self.counts[trial.trial_id] = self.counts.get(trial.trial_id, 0) + counted
+        self.results[trial.trial_id] = result["training_iteration"]
+        self.x[trial.trial_id] = trial.config["x"]
+
+
+def _fit(trainable: Any, tmp_path: Path, scheduler: WandbHyperbandScheduler | None = None,
+         stopper: TargetStopper | None = None) -> _MetricCounter:
+    """Run the 8-point grid x = 0..7 on the session's Ray; what a callback saw, per trial."""
+    counter = _MetricCounter()
+    tuner = tune.Tuner(
+        trainable, param_space={"x": tune.grid_search(list(range(8)))},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=scheduler, reuse_actors=True),
+        run_config=tune.RunConfig(name="stopping", storage_path=str(tmp_path.resolve()), verbose=0,
+                                  stop=stopper, callbacks=[counter]))
+    grid = tuner.fit()
+    # stop_all may end the sweep before every grid point became a trial
+    assert grid.num_errors == 0 and (len(grid) == 8 or stopper is not None and len(grid) <= 8)
+    return counter
+
+
+ITERATIONS = 12
+
+
+def _assert_stopped_at_milestones(counter: _MetricCounter, scheduler: WandbHyperbandScheduler) -> None:
+    stopped = {t: scheduler.stopped_at_rung(t) for t in counter.counts if scheduler.stopped_at_rung(t)}
+    assert stopped, "some trial must be stopped early"
+    for trial_id, rung in stopped.items():
+        assert rung in scheduler.milestones and counter.counts[trial_id] == rung
+    for trial_id, x in counter.x.items():
+        if x in (0, 1):  # the two best are never below W&B's cut
+            assert trial_id not in stopped and counter.counts[trial_id] == ITERATIONS
+
+
+def _trainable(rows_without_metric: bool) -> Any:
+    """loss = x + 1/(i+1) for 12 iterations; optionally with rows that must not count.
+
+    Built in a function so that Ray ships it by value (workers cannot import tests/).
+    """
+
+    def train(config: dict[str, Any]) -> None:
+        for i in range(ITERATIONS):
+            if rows_without_metric:
+                raysweep.trial.session.log({"epoch": i})
+                raysweep.trial.session.log({"loss": config["x"] + 1 / (i + 1), "epoch": i})
+                raysweep.trial.session.report_row(None, summary={"note": i})
+            else:
+                tune.report({"loss": config["x"] + 1 / (i + 1)})
+
+    return train
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("rows_without_metric", [False, True],
+                         ids=["metric-every-result", "rows-without-metric"])
+def test_ray_stops_trials_exactly_at_milestones(ray_session: None, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                rows_without_metric: bool) -> None:
+    monkeypatch.setenv("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    scheduler = make_scheduler(load_spec({
+        **SWEEP, "metric": {"name": "loss", "goal": "minimize"},
+        "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2}}))
+    assert scheduler is not None and scheduler.milestones[:4] == [1, 2, 4, 8]
+    counter = _fit(_trainable(rows_without_metric), tmp_path, scheduler=scheduler)
+    _assert_stopped_at_milestones(counter, scheduler)
+    if rows_without_metric:  # Ray's training_iteration ran ahead of the metric count
+        for trial_id, count in counter.counts.items():  # 3 results per loss value
+            stopped = scheduler.stopped_at_rung(trial_id) is not None
+            assert counter.results[trial_id] == 3 * count - (1 if stopped else 0)
+
+
+@pytest.mark.integration
+def test_ray_target_ends_the_sweep(ray_session: None, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """x=0 logs 1/(i+1): it reaches the target 0.5 at its 2nd value and the sweep ends there."""
+    monkeypatch.setenv("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    counter = _fit(_trainable(False), tmp_path, stopper=TargetStopper("loss", "min", 0.5))
+    [best] = [t for t, x in counter.x.items() if x == 0]
+    assert counter.counts[best] == 2
+    assert sum(counter.counts.values()) < 8 * ITERATIONS and len(counter.counts) < 8
