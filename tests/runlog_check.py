@@ -16,9 +16,11 @@ from typing import Any
 
 import yaml
 
-from raysweep.runlog.log import RUN_STATES, SWEEP_STATES
-
 _HISTORY = "wandb-history.jsonl"
+#: W&B's final run states and raysweep's sweep states, written out here rather than
+#: taken from the product, so that a state the product adds by mistake is caught.
+RUN_STATES = frozenset({"finished", "crashed", "failed", "killed"})
+SWEEP_STATES = frozenset({"running", "finished", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def check_runlog(path: Path, *, complete: bool = True) -> CheckedLog:
     ids = [record["id"] for record in lines]
     assert len(ids) == len(set(ids)), f"runs recorded twice: {sorted(i for i in ids if ids.count(i) > 1)}"
     records = {record["id"]: record for record in lines}
-    assert {r["state"] for r in lines} <= set(RUN_STATES), [r["state"] for r in lines]
+    assert {r["state"] for r in lines} <= RUN_STATES, [r["state"] for r in lines]
     assert set(records) <= started, f"ended runs that never started: {set(records) - started}"
     unended = frozenset(started - set(records))
     if complete:

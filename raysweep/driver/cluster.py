@@ -7,8 +7,10 @@ Ray quietly with the dashboard bound to localhost and its own progress display.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +60,6 @@ def prepare_environment() -> None:
 
 #: Ray's cap on trials waiting for resources; 1 for searchers like raysweep's, unless set.
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
-_USER_SET_PENDING = PENDING_ENV in os.environ
 
 
 def allow_pending(slots: int | None) -> None:
@@ -67,9 +68,30 @@ def allow_pending(slots: int | None) -> None:
     With one pending trial a sweep fills a cluster one trial per scheduling
     round (and an autoscaler sees demand for one node at a time); a full
     wave keeps bayes suggestions at most one wave ahead of the results.
+    A value the user set wins (`restored_environment` removes raysweep's own).
     """
-    if not _USER_SET_PENDING and slots:
+    if slots and PENDING_ENV not in os.environ:
         os.environ[PENDING_ENV] = str(slots)
+
+
+@contextlib.contextmanager
+def restored_environment() -> Iterator[None]:
+    """Undo, on leaving, raysweep's changes to the variables it sets for Ray.
+
+    A sweep sizes Ray's pending-trial cap to its own cluster and resources;
+    left in the environment, it would size the caller's next Tuner (or the
+    next sweep on another cluster) too.
+    """
+    keys = (*_RAY_ENV_DEFAULTS, PENDING_ENV)
+    saved = {key: os.environ.get(key) for key in keys}
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None,

@@ -161,7 +161,7 @@ def _make_trainable(spec: SweepSpec, log: RunLog, train_fn: TrainFn | None,
 
 def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
            settings: Settings, budget: int | None, searcher: search.SweepSearcher,
-           experiment: tuple[str, str]) -> tune.Tuner:
+           experiment: tuple[str, str], stopper: stopping.TargetStopper | None) -> tune.Tuner:
     """A new Tuner for the sweep, recording into `log`.
 
     The scheduler object is shared with the callbacks: Ray hands schedulers a
@@ -182,14 +182,14 @@ def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
     storage, name = experiment
     run_config = tune.RunConfig(
         name=name, storage_path=storage, verbose=0,
-        stop=stopping.make_stopper(spec), callbacks=callbacks,
+        stop=stopper, callbacks=callbacks,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures))
     log.update_sweep(ray_experiment_path=f"{storage}/{name}")
     return tune.Tuner(tune.with_resources(trainable, resources.as_ray()),
                       tune_config=tune_config, run_config=run_config)
 
 
-def _fit(tuner: tune.Tuner, log: RunLog) -> str:
+def _fit(tuner: tune.Tuner, log: RunLog, stopper: stopping.TargetStopper | None) -> str:
     """Run the Tuner; the sweep's final state is `cancelled` when runs were left unfinished."""
     try:
         with catch_interrupt() as interrupted:
@@ -205,10 +205,11 @@ def _fit(tuner: tune.Tuner, log: RunLog) -> str:
         raise
     unfinished = grid.num_terminated + grid.num_errors < len(grid)
     state = "cancelled" if interrupted.is_set() or unfinished else "finished"
-    log.finish(state)
+    log.finish(state, target_reached=stopper is not None and stopper.reached)
     return state
 
 
+@cluster.restored_environment()  # Ray's settings for this sweep, not for the caller's next Tuner
 def run(
     sweep: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec | None,
     train_fn: TrainFn | None = None,
@@ -296,7 +297,9 @@ def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
         log.finish("finished")
         return SweepResult(log.path, spec, "finished", load(log.path))
     experiment = experiment_location(log.path, settings.storage)
-    state = _fit(_tuner(spec, log, trainable, settings, budget, searcher, experiment), log)
+    stopper = stopping.make_stopper(spec)  # asked after the sweep whether it ended the sweep
+    tuner = _tuner(spec, log, trainable, settings, budget, searcher, experiment, stopper)
+    state = _fit(tuner, log, stopper)
     return SweepResult(log.path, spec, state, load(log.path))
 
 

@@ -186,20 +186,25 @@ class RunLog:
         best = best_entry([ended, *filter(None, [sweep.get("best_run")])], sweep.get("metric"))
         self._write_sweep({**sweep, "run_count": len(self._run_ids()), "best_run": best})
 
-    def finish(self, state: str, **fields: Any) -> None:
+    def finish(self, state: str, *, target_reached: bool = False, **fields: Any) -> None:
         """Mark the sweep finished or cancelled in sweep.json (with its best run).
 
         When it finished, runs still recorded as running can no longer end (cut
         off by an earlier driver and left out of this one's budget, or unknown
         to Ray after its own `Tuner.restore`): they are recorded as crashed, as
-        W&B does for runs that stop reporting.
+        W&B does for runs that stop reporting.  When a run reached
+        ``metric.target``, Ray ends the sweep without a word on the runs still
+        going: the sweep stopped them, so they are ``killed``.
         """
         if state not in SWEEP_STATES[1:]:
             raise ValueError(f"sweep state must be one of {SWEEP_STATES[1:]}, got {state!r}")
         self._ended = {record["id"] for record in self.finished_runs()}
         orphans = self._run_ids() - self._ended if state == "finished" else set()
         for run_id in sorted(orphans):
-            self.end_run(run_id, "crashed", error=_LOST)
+            if target_reached:
+                self.end_run(run_id, "killed")
+            else:
+                self.end_run(run_id, "crashed", error=_LOST)
         sweep = self.sweep_info()
         self._write_sweep({**sweep, "state": state, "finished_at": now(),
                            "run_count": len(self._run_ids()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -102,8 +103,30 @@ def test_metric_target_ends_the_sweep(ray_session, tmp_path):
                            "shift": {"parameters": {"y": {"value": 0}}}}}
     result = run(spec, quadratic, out=tmp_path, progress=False,
                  resources=Resources(max_concurrent=1))
-    assert len(result.runs) < 8
-    assert (result.runs["summary.loss"] <= 0.2).any()
+    assert result.state == "finished"
+    assert result.runs["config.x"].tolist() == [0.5]  # the first grid point reaches 0.1 at its first step
+    assert result.runs["summary.loss"].tolist() == [pytest.approx(0.1)]
+
+
+def slow_or_on_target(config):
+    """x=0.5 reaches the target at its 3rd step; any other x would log 400 steps, 20 s in all."""
+    import time
+
+    for step in range(3 if config.x == 0.5 else 400):
+        time.sleep(0.3 if config.x == 0.5 else 0.05)
+        raysweep.log({"loss": 0.1 if config.x == 0.5 and step == 2 else 1.0 + config.x})
+
+
+def test_metric_target_stops_the_runs_still_going(ray_session, tmp_path):
+    spec = {**QUADRATIC, "method": "grid", "metric": {"name": "loss", "goal": "minimize", "target": 0.2},
+            "parameters": {"x": {"values": [0.5, 5.0, 6.0]}}}
+    result = run(spec, slow_or_on_target, out=tmp_path, progress=False)
+    runs = result.runs.set_index("config.x")
+    assert result.state == "finished"
+    assert runs.index.tolist() == [0.5, 5.0]  # the third grid point never started
+    assert runs.loc[0.5, "summary._step"] == 2
+    assert runs.loc[5.0, "summary._step"] < 399  # stopped mid-way, not run to its end
+    assert (runs.loc[5.0, "state"], runs.loc[5.0, "error"]) == ("killed", None)  # stopped, not crashed
 
 
 def linear_curve(config):
@@ -168,3 +191,16 @@ def test_a_run_failing_on_its_own_is_not_retried(ray_session, tmp_path):
     assert len(history) == 1
     metadata = json.loads((result.path / "runs" / run_id / "wandb-metadata.json").read_text())
     assert not metadata.get("attempts")
+
+
+def test_run_leaves_the_environment_as_it_found_it(ray_session, tmp_path, monkeypatch):
+    """The variables a sweep sets for Ray (its pending-trial cap sized to this cluster) go when it returns."""
+    from raysweep.driver.cluster import _RAY_ENV_DEFAULTS, PENDING_ENV
+
+    for key in (*_RAY_ENV_DEFAULTS, PENDING_ENV):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("TUNE_DISABLE_STRICT_METRIC_CHECKING", "0")  # the user's own value stays
+    before = dict(os.environ)
+    result = run(QUADRATIC, quadratic, count=1, out=tmp_path, progress=False)
+    assert result.state == "finished" and len(result.runs) == 1
+    assert dict(os.environ) == before

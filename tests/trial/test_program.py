@@ -323,10 +323,8 @@ def _wait_for(condition: Any, timeout: float = 10.0) -> bool:
 
 def test_run_timeout_kills_a_hanging_program(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
-    started = time.monotonic()
     ended, reported = _launch(tmp_path, "faulty.py", {"mode": "hang"}, timeout=1.0,
                               base_env={"RAYSWEEP_TEST_PIDFILE": str(pidfile)})
-    assert time.monotonic() - started < 5
     assert (ended.timed_out, ended.status, len(reported)) == (1.0, -signal.SIGTERM, 1)
     assert _wait_for(lambda: not any(map(_alive, _pids(pidfile))), timeout=2)  # SIGKILLed, maybe still exiting
     with pytest.raises(child.ProgramFailed, match=r"timed out after 1 s and was killed \(exit code -15\)"):
@@ -369,10 +367,8 @@ def test_stopping_a_run_leaves_no_process(mode: str, tmp_path: Path) -> None:
     env = program.agent_env({**os.environ, "RAYSWEEP_TEST_PIDFILE": str(pidfile)}, **ids)
     argv = program.build_command(None, str(PROGRAMS / "faulty.py"), {"mode": mode}, interpreter=sys.executable,
                                  environ=env, **ids)
-    started = time.monotonic()
     with pytest.raises(_Stop):
         child.run_child(argv, env=env, cwd=str(tmp_path), kill_grace=1.0, reporter=Reporter(report))
-    assert time.monotonic() - started < 8
     pids = _pids(pidfile)
     assert len(pids) == (2 if mode == "spawn" else 1)
     assert _wait_for(lambda: not any(map(_alive, pids)), timeout=2)
