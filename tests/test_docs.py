@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from raysweep.cli import COMMANDS, build_parser, main
+from raysweep.search.searchers import grid_points
+from raysweep.spec.load import load_spec
+from tests.space_check import assert_config_in_space
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -39,6 +42,15 @@ def test_every_config_validates_shows_and_samples(config, capsys, monkeypatch):
     assert main(["show", str(config)]) == 0
     shown = capsys.readouterr().out
     assert "searcher:" in shown and "scheduler:" in shown
+    spec = load_spec(config)
     assert main(["sample", str(config), "-n", "3", "--seed", "0"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert 1 <= len(lines) <= 3 and all(isinstance(json.loads(line), dict) for line in lines)
+    drawn = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    grid = spec.method == "grid"
+    assert len(drawn) == (min(3, len(grid_points(spec))) if grid else 3)
+    for sampled in drawn:
+        assert_config_in_space(sampled, spec)
+    assert main(["sample", str(config), "-n", "3", "--seed", "0"]) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == drawn  # same seed
+    if not grid:
+        assert main(["sample", str(config), "-n", "3", "--seed", "1"]) == 0
+        assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] != drawn

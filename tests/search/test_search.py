@@ -18,6 +18,7 @@ from scipy import stats
 from raysweep.search import searchers as search
 from raysweep.spec.load import load_spec
 from tests.reference import run_reference
+from tests.space_check import assert_config_in_space
 
 GRID_CONFIGS = {
     "flat": """
@@ -260,11 +261,12 @@ def test_tpe_improves_over_random_on_a_mixed_space() -> None:
 @pytest.mark.parametrize("spec_text", [BOWL.format(method="bayes"), MIXED.format(method="bayes")],
                          ids=["gp", "tpe"])
 def test_bayes_survives_nan_missing_metric_and_errors(spec_text: str) -> None:
-    searcher = search.make_searcher(load_spec(spec_text), seed=0, max_runs=None)
+    spec = load_spec(spec_text)
+    searcher = search.make_searcher(spec, seed=0, max_runs=None)
     outcomes = [{"loss": float("nan")}, {"other": 1.0}, None, {"loss": math.inf}, {"loss": 1.0}, {"loss": 2.0}]
     for index in range(12):  # 10 initial points, then the model with 2 results and 6 failures
         config = searcher.suggest(f"t{index}")
-        assert isinstance(config, dict)
+        assert_config_in_space(config, spec)  # a real suggestion, not FINISHED or None
         outcome = outcomes[index % len(outcomes)]
         searcher.on_trial_complete(f"t{index}", outcome, error=outcome is None)
 
