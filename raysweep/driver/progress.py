@@ -19,7 +19,7 @@ from ray import tune
 from raysweep.spec.tree import leaves
 from raysweep.spec.distributions import Constant
 from raysweep.names import run_id_for
-from raysweep.trial.session import is_history
+from raysweep.protocol import is_history
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial

@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from raysweep.trial.capture import plain
+from raysweep.values import plain
 from raysweep.errors import RunLogError
 
 _HINTS = {

@@ -26,7 +26,7 @@ import yaml
 
 from raysweep.runlog.atomic import (append, append_line, dumps, io_error, read_json, read_jsonl,
                              write_atomic)
-from raysweep.trial.capture import plain
+from raysweep.values import plain
 from raysweep.errors import RunLogError
 from raysweep.names import check_id, new_sweep_id, run_id_for, run_name, slug
 from raysweep.runlog.rundir import (CONFIG, HISTORY, METADATA, OUTPUT, SUMMARY, Run, best_entry,

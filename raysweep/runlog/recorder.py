@@ -21,7 +21,7 @@ from ray import cloudpickle, tune
 from raysweep.errors import RunLogError
 from raysweep.names import run_id_for
 from raysweep.runlog.log import RUN_STATES, RunLog
-from raysweep.trial.session import META_KEY
+from raysweep.protocol import META_KEY
 from raysweep.search.stopping import STOPPED_AT_RUNG
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from raysweep.runlog.atomic import io_error, read_json, read_jsonl, read_text
-from raysweep.trial.capture import plain
+from raysweep.values import plain
 from raysweep.errors import RunLogError
 
 CONFIG, HISTORY, SUMMARY = "config.yaml", "wandb-history.jsonl", "wandb-summary.json"

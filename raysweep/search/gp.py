@@ -5,27 +5,26 @@ removed, and it silently linearises log ranges. This searcher instead works like
 W&B's own GP: every parameter lives in the unit cube as its CDF value ``u`` and
 goes back through the distribution's `ppf`, so log, normal and beta parameters
 are searched on the scale they are sampled on. The sweep-level layer in
-`search.py` turns the ``{label: u}`` suggestions into W&B values and feeds back
+`searchers.py` turns the ``{label: u}`` suggestions into W&B values and feeds back
 one number per finished trial.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
 import numpy as np
 from bayes_opt import TargetSpace
 from bayes_opt.acquisition import ExpectedImprovement
-from ray import cloudpickle
-from ray.tune.search import Searcher
 from scipy import stats
 from scipy.stats import qmc
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import Matern
 
+from raysweep.search.stateful import StatefulSearcher
 from raysweep.spec.distributions import Distribution
+from raysweep.values import finite_number
 
 # Quantiles are kept this far inside [0, 1]: at the edges normal / log_normal
 # parameters map to infinity.
@@ -44,33 +43,6 @@ EI_XI = 0.001
 def from_unit(dist: Distribution, u: float) -> Any:
     """The W&B value of `dist` at quantile `u` (clipped to stay finite)."""
     return dist.ppf(min(max(float(u), UNIT_EPS), 1.0 - UNIT_EPS))[0]
-
-
-def finite_number(value: Any) -> float | None:
-    """`value` as a float when it is a real, finite number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-class StatefulSearcher(Searcher):
-    """A Searcher whose whole state is its `get_state()`.
-
-    `save`/`restore` write that state to the checkpoint file Ray's
-    SearchGenerator asks for, which is what `Tuner.restore` reads back.
-    """
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        """Searchers that do not learn from results ignore them."""
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            cloudpickle.dump(self.get_state(), f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.set_state(cloudpickle.load(f))
 
 
 class UnitCubeGP(StatefulSearcher):

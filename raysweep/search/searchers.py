@@ -2,7 +2,7 @@
 
 - ``grid``: W&B's grid points in W&B's order (`grid_points`), then FINISHED.
 - ``random``: independent draws from the Ray domains of `space.py`, seeded.
-- ``bayes``: a model of `metric.name`: raysweep's GP (`bayesopt.py`) when every
+- ``bayes``: a model of `metric.name`: raysweep's GP (`gp.py`) when every
   searched parameter is continuous, hyperopt's TPE otherwise. Both search every
   numeric parameter through its W&B quantile ``u`` (like W&B's GP) and TPE picks
   categories by index, so the values they propose carry W&B's exact types,
@@ -33,8 +33,10 @@ from ray.tune.search.hyperopt import HyperOptSearch
 from ray.tune.utils.util import flatten_dict, merge_dicts
 
 from raysweep.search import space
-from raysweep.search.gp import StatefulSearcher, UnitCubeGP, finite_number, from_unit
-from raysweep.trial.capture import plain
+from raysweep.search.gp import UnitCubeGP, from_unit
+from raysweep.search.stateful import StatefulSearcher
+from raysweep.protocol import META_KEY
+from raysweep.values import finite_number, plain
 from raysweep.spec.distributions import Categorical, Constant, Distribution
 from raysweep.spec.load import SweepSpec
 
@@ -241,7 +243,7 @@ class SweepSearcher(Searcher):
     def _observe(self, trial_id: str, result: dict | None) -> None:
         if not result or self._metric is None:
             return
-        summary = (result.get("_raysweep") or {}).get("summary") or {}
+        summary = (result.get(META_KEY) or {}).get("summary") or {}
         better = max if self._mode == "max" else min
         for value in (result.get(self._metric), summary.get(self._metric)):
             value, best = finite_number(value), self._best[trial_id]

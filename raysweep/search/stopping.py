@@ -31,7 +31,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
 from raysweep.errors import SweepConfigError, Violation
-from raysweep.trial.session import META_KEY, metric_value
+from raysweep.protocol import META_KEY, metric_value
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial

@@ -28,7 +28,7 @@ from raysweep.spec.tree import leaves
 from raysweep.spec.distributions import Distribution
 from raysweep.errors import SweepConfigError, Violation
 from raysweep.spec.parameters import ParamTree, parse_parameters
-from raysweep.trial.program import ENVVAR_MACRO, KNOWN_MACROS
+from raysweep.spec.macros import ENVVAR_MACRO, KNOWN_MACROS
 from raysweep.spec.violations import Report, check_string, plain_copy, suggest
 
 __all__ = ["ENVVAR_MACRO", "KNOWN_MACROS", "Hyperband", "LogUniformExponentWarning", "Metric",

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from raysweep.spec.distributions import Categorical, Constant, Distribution, IntUniform, QUniform
-from raysweep.trial.program import ENVVAR_MACRO, KNOWN_MACROS, unknown_macros
+from raysweep.spec.macros import ENVVAR_MACRO, KNOWN_MACROS, unknown_macros
 from raysweep.spec.violations import (
     Report, as_integer, check_choice, coerce_fields, is_number, suggest, unknown_keys,
 )

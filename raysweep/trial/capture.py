@@ -40,6 +40,8 @@ from typing import Any, Union
 
 import yaml
 
+from raysweep.values import Dropped, plain
+
 #: Environment variable holding the descriptor of the pipe to the trial (program mode).
 RESULT_FD_ENV = "RAYSWEEP_RESULT_FD"
 NOOPS = frozenset({
@@ -70,7 +72,7 @@ def _noop(*_args: Any, **_kwargs: Any) -> None:
     """What every W&B call that would upload, download or draw does here."""
 
 
-class _Placeholder:
+class _Placeholder(Dropped):
     """Stands in for W&B's media, tables, artifacts and settings: built, used, never logged."""
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
@@ -83,33 +85,6 @@ class _Placeholder:
 
 
 _PLACEHOLDER_TYPES = {name: type(name, (_Placeholder,), {}) for name in PLACEHOLDERS}
-_SKIP = object()
-
-
-def plain(value: Any) -> Any:
-    """`value` as plain Python (dict/list/str/int/float/bool/None), the way W&B stores it.
-
-    Searchers hand out numpy scalars and trainables log numpy and torch values:
-    ``yaml.safe_dump`` rejects all of them (and subclasses of str or int) and
-    ``json`` some.  Scalars and arrays become numbers and lists through their
-    ``tolist()``, so numpy is never imported: this runs inside the user's
-    program too, and is the one converter of the driver's run log.  Mapping
-    keys become strings, media placeholders are dropped, anything else unknown
-    becomes its ``str``.
-    """
-    if isinstance(value, _Placeholder):
-        return _SKIP
-    if isinstance(value, Mapping):
-        pairs = ((str(k), plain(v)) for k, v in value.items())
-        return {k: v for k, v in pairs if v is not _SKIP}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [v for v in map(plain, value) if v is not _SKIP]
-    if callable(getattr(value, "tolist", None)):
-        return plain(value.tolist())  # numpy/torch scalars and arrays
-    for kind in (bool, int, float, str):
-        if isinstance(value, kind):
-            return kind(value)
-    return None if value is None else str(value)
 
 
 def termlog(message: str = "", *, prefix: str = "") -> None:

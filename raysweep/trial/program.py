@@ -25,7 +25,6 @@ import io
 import json
 import os
 import platform
-import re
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -36,29 +35,18 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from raysweep.trial.capture import Reporter, ReportFn, plain
+from raysweep.trial.capture import Reporter, ReportFn
+from raysweep.values import plain
 from raysweep.trial.child import run_child
 from raysweep.errors import ProgramError
 from raysweep.names import run_id_for
+from raysweep.spec.macros import DEFAULT_COMMAND, ENVVAR_MACRO, KNOWN_MACROS
 
 if TYPE_CHECKING:
     from raysweep.spec.load import SweepSpec
 
-#: The whole-item macros W&B's agent expands (``${envvar:NAME}`` is expanded inside any item).
-KNOWN_MACROS: frozenset[str] = frozenset({
-    "${env}", "${interpreter}", "${program}", "${args}", "${args_no_hyphens}", "${args_no_equals}",
-    "${args_no_boolean_flags}", "${args_append_hydra}", "${args_override_hydra}", "${args_json}",
-    "${args_json_file}",
-})
-ENVVAR_MACRO = re.compile(r"\$\{envvar\:([A-Z0-9_]*)\}")
-DEFAULT_COMMAND = ("${env}", "${interpreter}", "${program}", "${args}")
 SHIM_DIR = Path(__file__).resolve().parent / "_shim"
 _NEST = ".wbnest[599c28ca25da]."  # W&B's engine joins nested parameter names with this
-
-def unknown_macros(command: Sequence[object]) -> list[str]:
-    """The whole-item ``${...}`` items of `command` that W&B's agent would silently drop."""
-    items = (ENVVAR_MACRO.sub("", str(item)) for item in command)
-    return [item for item in items if item.startswith("${") and item.endswith("}") and item not in KNOWN_MACROS]
 
 
 def engine_order(config: Mapping[str, Any], nesting: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -231,7 +219,7 @@ class Courier(io.RawIOBase):
     def send(self) -> None:
         from ray import tune
 
-        from raysweep.trial.session import META_KEY
+        from raysweep.protocol import META_KEY
 
         with self._lock:
             data, self._chunks = b"".join(self._chunks), []

@@ -19,8 +19,8 @@ from typing import Any
 
 from ray import tune
 
-#: Key under which raysweep's own bookkeeping rides inside a Ray result.
-META_KEY = "_raysweep"
+from raysweep.protocol import META_KEY
+
 #: Marks the result a trial sends just before it raises an error of its own.
 FINAL_ERROR = "final_error"
 
@@ -114,26 +114,3 @@ def log(row: dict[str, Any], step: int | None = None) -> None:
     if not isinstance(row, dict):
         raise TypeError(f"raysweep.log takes a dict of metrics, got {type(row).__name__}")
     report_row(row if step is None else {**row, "_step": step})
-
-
-def is_history(result: dict[str, Any]) -> bool:
-    """Whether a Ray result is a history row (as opposed to a summary-only update)."""
-    return bool(result.get(META_KEY, {}).get("history", True))
-
-
-def metric_value(result: dict[str, Any], metric: str) -> float | None:
-    """The sweep metric of a history result as a float, or None when it is absent.
-
-    W&B counts an iteration of a run each time it logs a number under the metric
-    name; anything else (a string, a missing key, a summary-only update) is not one.
-    Non-finite numbers are returned as they are: callers decide what NaN means.
-    """
-    if not is_history(result):
-        return None
-    value = result.get(metric)
-    if isinstance(value, (bool, str, bytes)) or value is None:
-        return None
-    try:
-        return float(value)  # ints, floats, numpy scalars
-    except (TypeError, ValueError):
-        return None

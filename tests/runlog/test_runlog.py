@@ -31,7 +31,7 @@ import yaml
 
 from raysweep.errors import RunLogError
 from raysweep.names import check_id, new_run_id, new_sweep_id, run_id_for, run_name, slug
-from raysweep.trial.capture import plain
+from raysweep.values import plain
 from raysweep.runlog.recorder import RunLogCallback, history_row
 from raysweep.runlog.log import COLUMNS, RunLog, best_run, load
 from reference import run_reference

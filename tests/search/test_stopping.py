@@ -13,6 +13,7 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
+import raysweep.protocol
 import raysweep.trial.session
 from raysweep.errors import SweepConfigError
 from raysweep.spec.load import Hyperband, load_spec
@@ -310,7 +311,7 @@ class _MetricCounter(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
                         result: dict[str, Any], **info: Any) -> None:
-        counted = raysweep.trial.session.metric_value(result, "loss") is not None
+        counted = raysweep.protocol.metric_value(result, "loss") is not None
         self.counts[trial.trial_id] = self.counts.get(trial.trial_id, 0) + counted
         self.results[trial.trial_id] = result["training_iteration"]
         self.x[trial.trial_id] = trial.config["x"]

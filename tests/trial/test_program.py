@@ -117,27 +117,6 @@ def test_command_env_and_files_match_wandb_agent(name: str, agent_reference: dic
     assert {k: v for k, v in env.items() if k.startswith("WANDB_")} == expected["env"]
 
 
-def test_known_macros_are_the_agents() -> None:
-    """Every macro the agent fills in, minus ``args_dict`` (its keys would leak in as arguments)."""
-    agent_macros = run_reference("""
-        import json
-        from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
-        names = set(create_sweep_command_args({"args": {}})) | {"interpreter", "program", "args_json_file", "env"}
-        print(json.dumps(sorted(names - {"args_dict"})))
-    """)
-    assert program.KNOWN_MACROS == {"${" + name + "}" for name in agent_macros}
-
-
-@pytest.mark.parametrize(("command", "unknown"), [
-    (["${env}", "${interpreter}", "${program}", "${args}"], []),
-    (["${args_dict}", "${project}", "${ARGS}"], ["${args_dict}", "${project}", "${ARGS}"]),
-    (["--x=${foo}", "${envvar:HOME}", "${envvar:A}${program}"], []),
-    ([3, True, None], []),
-], ids=["known", "unknown", "inside_items", "non_strings"])
-def test_unknown_macros(command: list[object], unknown: list[str]) -> None:
-    assert program.unknown_macros(command) == unknown
-
-
 def test_build_command_refuses_what_the_agent_would_drop_or_break() -> None:
     ids = {"interpreter": "python", "sweep_id": "s", "run_id": "r", "wandb_dir": "/w"}
     with pytest.raises(ProgramError, match=r"unknown macro '\$\{args_dict\}'"):
