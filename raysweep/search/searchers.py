@@ -27,12 +27,11 @@ import numpy as np
 import yaml
 from hyperopt import hp
 from ray import cloudpickle
-from ray.tune.experiment.config_parser import _create_trial_from_spec
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 from ray.tune.search.hyperopt import HyperOptSearch
 from ray.tune.utils.util import flatten_dict, merge_dicts
 
-from raysweep.search import space
+from raysweep.search import _ray_internals as ray_internals, space
 from raysweep.search.gp import UnitCubeGP, from_unit
 from raysweep.search.stateful import StatefulSearcher
 from raysweep.protocol import META_KEY
@@ -293,11 +292,9 @@ class SweepSearch(SearchGenerator):
         config = self.searcher.suggest(trial_id)
         if config is None:  # the concurrency limit is reached
             return None
-        self._counter += 1
         spec = copy.deepcopy(experiment_spec)
         spec["config"] = merge_dicts(spec["config"], config)
-        return _create_trial_from_spec(spec, self._parser, evaluated_params=flatten_dict(config),
-                                       experiment_tag=f"{self._counter}_resumed", trial_id=trial_id)
+        return ray_internals.create_trial(self, spec, flatten_dict(config), trial_id=trial_id, tag="resumed")
 
 
 def initial_points(max_runs: int | None) -> int:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ray import tune
 from ray.tune.search import sample as ray_sample
 
+from raysweep.search import _ray_internals as ray_internals
 from raysweep.spec.distributions import (
     Categorical,
     Constant,
@@ -48,9 +49,8 @@ class WandbSampler(ray_sample.Sampler):
         random_state: ray_sample.RandomState = None,
     ) -> Any:
         """One plain value for ``size == 1`` (as Ray's samplers), else a list of ``size``."""
-        if not isinstance(random_state, ray_sample._BackwardsCompatibleNumpyRng):
-            random_state = ray_sample._BackwardsCompatibleNumpyRng(random_state)
-        return domain.distribution.sample(random_state, None if size == 1 else size)
+        rng = ray_internals.numpy_random_state(random_state)
+        return domain.distribution.sample(rng, None if size == 1 else size)
 
     def __str__(self) -> str:
         return "W&B ppf"

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 from ray.tune import Stopper
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
-from ray.tune.schedulers.async_hyperband import _Bracket
 
 from raysweep.errors import SweepConfigError, Violation
+from raysweep.search import _ray_internals as ray_internals
 from raysweep.protocol import META_KEY, metric_value
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def stops_at_rung(rung_losses: Sequence[float], judged: float, eta: float) -> bo
     return judged > band_threshold(rung_losses, eta)
 
 
-class _WandbBracket(_Bracket):
+class _WandbBracket(ray_internals.Bracket):
     """Ray's ASHA bracket (rungs of recorded values) with W&B's rungs and cut.
 
     Values here are losses (lower is better), unlike Ray's rewards.
@@ -106,7 +106,7 @@ class _WandbBracket(_Bracket):
 
     def __init__(self, milestones: list[int], eta: float, strict: bool) -> None:
         super().__init__(milestones[0], milestones[-1], eta, 0, stop_last_trials=False)
-        self._rungs = [(milestone, {}) for milestone in reversed(milestones)]
+        ray_internals.set_rungs(self, milestones)
         self._strict = strict
 
     def cutoff(self, recorded: dict[str, float]) -> float | None:
@@ -115,7 +115,7 @@ class _WandbBracket(_Bracket):
     def on_result(self, trial: Trial, cur_iter: int, cur_rew: float | None,
                   best: float = math.inf) -> str:
         """Record the loss `cur_rew` of a trial at iteration `cur_iter`; judge it at a rung."""
-        recorded = dict(self._rungs).get(cur_iter)
+        recorded = ray_internals.rung(self, cur_iter)
         if recorded is None or cur_rew is None:
             return TrialScheduler.CONTINUE
         recorded[trial.trial_id] = cur_rew
@@ -147,7 +147,7 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
         super().__init__(max_t=milestones[-1], grace_period=milestones[0],
                          reduction_factor=eta, brackets=1, stop_last_trials=False)
         self.milestones = list(milestones)
-        self._brackets = [_WandbBracket(self.milestones, eta, strict)]
+        ray_internals.set_brackets(self, [_WandbBracket(self.milestones, eta, strict)])
         self._progress: dict[str, _Progress] = {}
         self._stopped_at: dict[str, int] = {}
 
@@ -162,7 +162,7 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
         action = self._advance(trial, result)
         if action == TrialScheduler.STOP:
-            self._num_stopped += 1
+            ray_internals.count_stopped(self)
             rung = self._progress[trial.trial_id].iteration
             self._stopped_at[trial.trial_id] = rung
             result[STOPPED_AT_RUNG] = rung
@@ -171,7 +171,7 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> None:
         # A last result no one showed us (a Stopper ended the trial on it) still counts at its rung.
         self._advance(trial, result)
-        self._trial_info.pop(trial.trial_id, None)
+        ray_internals.forget_trial(self, trial)
         self._progress.pop(trial.trial_id, None)
 
     def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
@@ -187,7 +187,7 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
             return TrialScheduler.CONTINUE
         progress.last_result = seen or progress.last_result
         progress.iteration += 1
-        action = self._trial_info[trial.trial_id].on_result(
+        action = ray_internals.trial_bracket(self, trial).on_result(
             trial, progress.iteration, loss, progress.best)
         progress.best = min(progress.best, loss)
         return action
@@ -199,11 +199,11 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
         the history flag is read back from its flat key.
         """
         history = result.get(f"{META_KEY}/history", True)
-        value = metric_value({self._metric: result.get(self._metric), META_KEY: {"history": history}},
-                             self._metric)
+        value = metric_value({self.metric: result.get(self.metric), META_KEY: {"history": history}},
+                             self.metric)
         if value is None:
             return None
-        return -self._metric_op * value if math.isfinite(value) else math.inf
+        return -ray_internals.metric_sign(self) * value if math.isfinite(value) else math.inf
 
 
 def make_scheduler(spec: SweepSpec) -> WandbHyperbandScheduler | None:

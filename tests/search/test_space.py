@@ -19,7 +19,7 @@ import pytest
 from ray.tune.search import sample as ray_sample
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from scipy import stats
-from test_distributions import CASES, N_SAMPLES, distribution_for, engine_results
+from tests.spec.test_distributions import CASES, N_SAMPLES, distribution_for, engine_results
 
 from raysweep.spec.distributions import (
     Beta,
