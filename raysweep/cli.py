@@ -41,7 +41,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-timeout", type=float, help="kill a program run after this many seconds")
     parser.add_argument("--kill-grace", type=float, default=30.0,
                         help="seconds between SIGTERM and SIGKILL when a run is stopped")
-    parser.add_argument("--verbose", action="store_true", help="stream runs' output, prefixed by run name")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--verbose", action="store_true",
+                        help="stream each program's output, prefixed by run name, and Ray's own messages")
+    output.add_argument("--quiet", action="store_true", help="print only the results table")
     parser.add_argument("--top", type=int, default=10, help="rows of the final results table")
 
 
@@ -133,15 +136,20 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return dict(
         count=args.count, address=args.address, out=args.out, seed=args.seed,
         resources=Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent),
-        verbose=args.verbose, max_failures=args.max_failures, run_timeout=args.run_timeout,
+        verbose=args.verbose, progress=not args.quiet, max_failures=args.max_failures, run_timeout=args.run_timeout,
         kill_grace=args.kill_grace, storage=args.storage)
 
 
 def _print_table(runs: Any, spec: Any, top: int | None) -> None:
     """The results table, best first, and why each crashed run crashed."""
-    from raysweep.results.table import failures, results_table
+    from raysweep.results.table import failures, results_table, rich_results_table
 
-    print(results_table(runs, spec, top=top))
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        Console().print(rich_results_table(runs, spec, top=top))
+    else:
+        print(results_table(runs, spec, top=top))
     crashed = failures(runs)
     if crashed:
         print(f"\ncrashed runs:\n{crashed}")
@@ -162,6 +170,14 @@ def _finish(result: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_ray(args: argparse.Namespace) -> None:
+    """Keep Ray's native log lines and crash banners off the terminal, unless --verbose."""
+    if not args.verbose:
+        from raysweep.driver.cluster import divert_native_stderr
+
+        divert_native_stderr()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.sweep and not args.resume:
         raise RaysweepError("run: give a sweep file, or --resume DIR")
@@ -171,6 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from raysweep.runlog.log import RunLog
 
         RunLog.open(args.resume)  # a directory that is not a run log is refused before Ray starts
+    _quiet_ray(args)
     from raysweep.driver.runner import run  # imports Ray Tune and the searchers: seconds, so after the checks
 
     result = run(sweep, train_fn, resume=args.resume, **_run_kwargs(args))
@@ -199,6 +216,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from raysweep.driver.notebook import agent
 
     train_fn = _import_function(args.function) if args.function else None
+    _quiet_ray(args)
     return _finish(agent(args.sweep_id, function=train_fn, **_run_kwargs(args)), args)
 
 

@@ -7,9 +7,12 @@ Ray quietly with the dashboard bound to localhost and its own progress display.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +121,35 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ClusterError(f"cannot connect to Ray at {address!r}: {exc}{_auth_hint(address)}") from exc
     return cluster_info()
+
+
+def divert_native_stderr() -> Path:
+    """Send what Ray writes to file descriptor 2 to a file; Python's `sys.stderr` stays the terminal.
+
+    Ray's C++ side writes there directly, not through Python: ``gcs_client``
+    warnings while a cluster refuses to connect, the ``*** SIGTERM received``
+    banner with its stack, and the raylet and GCS a local Ray starts inherit
+    it.  None of it is for the person watching the sweep (raysweep says
+    what went wrong itself), so the command line points descriptor 2 at
+    ``$TMPDIR/raysweep-<pid>-ray.log`` (removed at exit if empty) for the rest
+    of the process, unless ``--verbose``; `sys.stderr` moves to a copy of the
+    terminal's descriptor, so Python's messages and tracebacks still show.
+    """
+    path = Path(tempfile.gettempdir()) / f"raysweep-{os.getpid()}-ray.log"
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    diverted = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(diverted, 2)
+    os.close(diverted)
+    sys.stderr = os.fdopen(terminal, "w", buffering=1, encoding=sys.stderr.encoding,
+                           errors="backslashreplace")
+    atexit.register(_remove_if_empty, path)
+    return path
+
+
+def _remove_if_empty(path: Path) -> None:
+    if path.exists() and path.stat().st_size == 0:
+        path.unlink()
 
 
 def _auth_hint(address: str | None) -> str:

@@ -22,14 +22,14 @@ import pandas as pd
 from ray import cloudpickle, tune
 from ray.tune.error import TuneError
 
-from raysweep.driver import cluster
+from raysweep.driver import cluster, echo
 
 from raysweep.search import searchers as search, stopping
 from raysweep.spec.tree import RunConfig
 from raysweep.errors import RunLogError
 from raysweep.driver.interrupt import catch_interrupt
 from raysweep.names import new_sweep_id
-from raysweep.driver.progress import ProgressCallback
+from raysweep.driver import progress
 from raysweep.runlog.recorder import RunLogCallback
 from raysweep.results.table import sort_best_first
 from raysweep.runlog.log import RunLog, load
@@ -147,8 +147,8 @@ class Settings:
 
 
 def _make_trainable(spec: SweepSpec, log: RunLog, train_fn: TrainFn | None,
-                    settings: Settings) -> Callable[[dict[str, Any]], None]:
-    """The function each trial runs: the user's `train` or the sweep's program."""
+                    settings: Settings, echo_to: Any = None) -> Callable[[dict[str, Any]], None]:
+    """The function each trial runs: the user's `train` or the sweep's program (`echo_to`: --verbose)."""
     if train_fn is not None:
         return function_trainable(train_fn)
     from raysweep.trial import program
@@ -156,12 +156,13 @@ def _make_trainable(spec: SweepSpec, log: RunLog, train_fn: TrainFn | None,
     return program.program_trainable(
         spec, log.sweep_id, cwd=Path.cwd(), runs_dir=log.path / "runs",
         kill_grace=settings.kill_grace, run_timeout=settings.run_timeout,
-        verbose=settings.verbose)
+        echo_to=echo_to)
 
 
 def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
            settings: Settings, budget: int | None, searcher: search.SweepSearcher,
-           experiment: tuple[str, str], stopper: stopping.TargetStopper | None) -> tune.Tuner:
+           experiment: tuple[str, str], stopper: stopping.TargetStopper | None,
+           shown: progress.Display | None) -> tune.Tuner:
     """A new Tuner for the sweep, recording into `log`.
 
     The scheduler object is shared with the callbacks: Ray hands schedulers a
@@ -172,8 +173,8 @@ def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
     scheduler = stopping.make_scheduler(spec)
     rung_of = scheduler.stopped_at_rung if scheduler is not None else None
     callbacks: list[tune.Callback] = [RetryOnlyLostRuns(), RunLogCallback(log, rung_of)]
-    if settings.progress:
-        callbacks.append(ProgressCallback(spec, log, budget, rung_of))
+    if shown is not None:
+        callbacks.append(progress.ProgressCallback(shown, log, scheduler))
     tune_config = tune.TuneConfig(
         metric=metric.name if metric else None, mode=metric.mode if metric else None,
         search_alg=search.SweepSearch(searcher, resources.max_concurrent), scheduler=scheduler,
@@ -255,7 +256,7 @@ def run(
                                resources_given=resources is not None)
     info = cluster.connect(address)
     if settings.progress:
-        print(f"{info.describe()}; {settings.resources.describe(info)}", flush=True)
+        progress.announce(f"{info.describe()}; {settings.resources.describe(info)}")
     cluster.check_fits(info, settings.resources.cpus_per_trial, settings.resources.gpus_per_trial)
     cluster.allow_pending(settings.resources.slots(info))
     if settings.reuse_actors is None:
@@ -270,8 +271,10 @@ def run(
     else:
         spec = sweep if isinstance(sweep, SweepSpec) else load_spec(sweep)
         log = RunLog.create(Path(out or DEFAULT_OUT).resolve(), spec, new_sweep_id())
-    trainable = errors_are_final(trainable or _make_trainable(spec, log, train_fn, settings))
-    return _sweep(spec, log, trainable, settings)
+    programs = trainable is None and train_fn is None
+    with echo.streamed_output(log) if settings.verbose and programs else contextlib.nullcontext() as sink:
+        trainable = errors_are_final(trainable or _make_trainable(spec, log, train_fn, settings, sink))
+        return _sweep(spec, log, trainable, settings)
 
 
 def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
@@ -298,8 +301,9 @@ def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
         return SweepResult(log.path, spec, "finished", load(log.path))
     experiment = experiment_location(log.path, settings.storage)
     stopper = stopping.make_stopper(spec)  # asked after the sweep whether it ended the sweep
-    tuner = _tuner(spec, log, trainable, settings, budget, searcher, experiment, stopper)
-    state = _fit(tuner, log, stopper)
+    with progress.display(spec, log, budget) if settings.progress else contextlib.nullcontext() as shown:
+        tuner = _tuner(spec, log, trainable, settings, budget, searcher, experiment, stopper, shown)
+        state = _fit(tuner, log, stopper)
     return SweepResult(log.path, spec, state, load(log.path))
 
 

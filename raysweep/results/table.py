@@ -11,6 +11,9 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from rich import box
+from rich.console import RenderableType
+from rich.table import Table
 
 from raysweep.spec.distributions import Constant
 
@@ -51,10 +54,8 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def results_table(runs: pd.DataFrame, spec: SweepSpec, top: int | None = None) -> str:
-    """A plain-text table of the runs, best first (`top` limits the rows)."""
-    if runs.empty:
-        return "no runs recorded yet"
+def results_frame(runs: pd.DataFrame, spec: SweepSpec, top: int | None = None) -> pd.DataFrame:
+    """The table's cells as text: run, state, the metric, the swept parameters, runtime; best first."""
     ordered = sort_best_first(runs, spec)
     if top:
         ordered = ordered.head(top)
@@ -64,14 +65,33 @@ def results_table(runs: pd.DataFrame, spec: SweepSpec, top: int | None = None) -
               if c.startswith("config.") and c not in constants][:_MAX_COLUMNS]
     metric = [f"summary.{spec.metric.name}"] if spec.metric and \
         f"summary.{spec.metric.name}" in ordered else []
-    table = pd.DataFrame({
+    return pd.DataFrame({
         "run": ordered["name"],
         "state": ordered.apply(_state, axis=1),
         **{c.removeprefix("summary."): ordered[c].map(_cell) for c in metric},
         **{c.removeprefix("config."): ordered[c].map(_cell) for c in params},
         "runtime": ordered["runtime"].map(lambda s: f"{s:.1f}s" if _present(s) else "-"),
     })
-    return table.to_string(index=False)
+
+
+def results_table(runs: pd.DataFrame, spec: SweepSpec, top: int | None = None) -> str:
+    """A plain-text table of the runs, best first (`top` limits the rows)."""
+    if runs.empty:
+        return "no runs recorded yet"
+    return results_frame(runs, spec, top).to_string(index=False)
+
+
+def rich_results_table(runs: pd.DataFrame, spec: SweepSpec, top: int | None = None) -> RenderableType:
+    """The same table drawn by `rich` for a terminal: the best run in bold, numbers right-aligned."""
+    if runs.empty:
+        return "no runs recorded yet"
+    frame = results_frame(runs, spec, top)
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold")
+    for i, column in enumerate(frame.columns):
+        table.add_column(column, justify="left" if i < 2 else "right", overflow="fold")
+    for i, row in enumerate(frame.itertuples(index=False)):
+        table.add_row(*map(str, row), style="bold" if i == 0 and spec.metric else None)
+    return table
 
 
 def failures(runs: pd.DataFrame, tail_lines: int = 5) -> str:

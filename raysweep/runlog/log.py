@@ -96,9 +96,13 @@ class RunLog:
         """``runs/<run_id>``; ids that are not plain ids are refused (no ``..``, no ``/``)."""
         return self.path / "runs" / check_id(run_id)
 
+    def run_metadata(self, run_id: str) -> dict[str, Any]:
+        """The run's wandb-metadata.json (name, state, host...); empty for a run not started."""
+        return read_json(self.run_dir(run_id) / METADATA)
+
     def name_for(self, run_id: str) -> str:
         """The run's name if it exists, else the next W&B-style name of this sweep."""
-        known = read_json(self.run_dir(run_id) / METADATA).get("name")
+        known = self.run_metadata(run_id).get("name")
         return known or run_name(len(self._run_ids()) + 1, seed=self.sweep_id)
 
     def start_run(self, run_id: str, name: str, config: Mapping[str, Any],

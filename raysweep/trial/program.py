@@ -14,8 +14,8 @@ Process: `raysweep.trial.child` runs the program under a reaper, so no program
 outlives its trial, and hands each row the program's ``wandb`` calls send
 (`raysweep.trial.capture`) to `raysweep.trial.session.report_row` as it comes, so Ray
 sees every step as it happens.  stdout and stderr go, line by line, to
-``runs/<id>/output.log`` and, with ``verbose``, to the worker's stdout
-prefixed by the run id.  A program that fails, or exits 0 without logging,
+``runs/<id>/output.log`` and, with `--verbose`, to the driver's terminal
+(`raysweep.trial.echo`).  A program that fails, or exits 0 without logging,
 fails its trial with `raysweep.trial.child.ProgramFailed` or `ProgramSilent`.
 """
 
@@ -38,6 +38,7 @@ import yaml
 from raysweep.trial.capture import Reporter, ReportFn
 from raysweep.values import plain
 from raysweep.trial.child import run_child
+from raysweep.trial.echo import sender
 from raysweep.errors import ProgramError
 from raysweep.names import run_id_for
 from raysweep.spec.macros import DEFAULT_COMMAND, ENVVAR_MACRO, KNOWN_MACROS
@@ -178,7 +179,7 @@ class _Launch:
     kill_grace: float
     runs_dir: str | None
     run_timeout: float | None
-    verbose: bool
+    echo_to: Any  # the `OutputSink` actor of --verbose, or None
     wandb_dir: str
     report: ReportFn | None
     driver_node: str | None = None
@@ -240,7 +241,7 @@ def _node_id() -> str | None:
 
 def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str], kill_grace: float = 30.0, *,
                       runs_dir: str | os.PathLike[str] | None = None, run_timeout: float | None = None,
-                      verbose: bool = False, wandb_dir: str | None = None,
+                      echo_to: Any = None, wandb_dir: str | None = None,
                       report: ReportFn | None = None) -> Callable[[dict[str, Any]], None]:
     """A Ray function trainable that runs `spec`'s program once per trial, like ``wandb agent``.
 
@@ -254,7 +255,7 @@ def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str
         command=tuple(spec.command) if spec.command else None, program=spec.program,
         nesting=nesting_of(spec.parameters),
         project=spec.project, entity=spec.entity, sweep_id=sweep_id, cwd=cwd, kill_grace=kill_grace,
-        runs_dir=os.path.abspath(runs_dir) if runs_dir else None, run_timeout=run_timeout, verbose=verbose,
+        runs_dir=os.path.abspath(runs_dir) if runs_dir else None, run_timeout=run_timeout, echo_to=echo_to,
         wandb_dir=os.path.abspath(wandb_dir or os.environ.get("WANDB_DIR") or cwd), report=report,
         driver_node=_node_id())
 
@@ -281,7 +282,7 @@ def _run_trial(launch: _Launch, config: dict[str, Any]) -> None:
     remote = launch.runs_dir is not None and launch.driver_node not in (None, _node_id())
     courier = Courier(report) if remote else None
     output = Path(launch.runs_dir, run_id, "output.log") if launch.runs_dir and not remote else courier
-    echo = (lambda text: print(f"{run_id}: {text}", end="", flush=True)) if launch.verbose else None
+    echo = sender(launch.echo_to, run_id) if launch.echo_to is not None else None
     # A node that did not get the launch directory (a job's working_dir) runs in its own copy.
     cwd = launch.cwd if os.path.isdir(launch.cwd) else os.getcwd()
     ended = run_child(command, env=env, cwd=cwd, kill_grace=launch.kill_grace,

@@ -1,0 +1,133 @@
+"""What a person sees while a sweep runs: in a real terminal (a pty read through `pyte`), in a pipe, with --verbose.
+
+Each test runs the real ``raysweep run`` command on a small program sweep
+(``tests/programs/chatty.py``: a stdout and a stderr line per epoch) with its
+own temporary directories, so its Ray instance and files are its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from terminal import run_in_terminal, screen, screen_lines
+
+REPO = Path(__file__).resolve().parents[2]
+PROGRAM = REPO / "tests" / "programs" / "chatty.py"
+LRS = [8.0, 4.0, 2.0, 1.0, 0.5]  # best first: later runs are worse and get early-stopped
+#: Signs of Ray's own logging: glog lines, its Python log records, worker prefixes, crash banners.
+RAY_LOG = re.compile(r"\.cc:\d+|\] [IWE] |\(raylet|\(pid=|\bINFO\b|\bWARNING\b|\*\*\* SIG|PC: @|"
+                     r"Started a local Ray|gcs_client|ray\.|Traceback")
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A short temporary directory: Ray's socket paths under it must stay within 107 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="rs-term-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_dir(tmp_path: Path, *, sleep: float = 0.3, epochs: int = 4) -> Path:
+    """A directory with the program and a grid sweep of it, Hyperband on."""
+    (tmp_path / "chatty.py").write_text(PROGRAM.read_text())
+    (tmp_path / "scratch").mkdir()
+    spec = {"program": "chatty.py", "method": "grid", "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"lr": {"values": LRS}, "epochs": {"value": epochs}, "sleep": {"value": sleep}},
+            "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2}}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    return tmp_path
+
+
+def environment(tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "TMPDIR": str(tmp_path / "scratch"), "RAY_TMPDIR": str(tmp_path / "scratch"),
+           "PYTHONPATH": str(REPO)}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "raysweep.cli", "run", "sweep.yaml", "--out", "out", *args]
+
+
+def run_log(tmp_path: Path) -> tuple[dict, list[dict]]:
+    """sweep.json and runs.jsonl of the one sweep under ``out``."""
+    (path,) = (tmp_path / "out").iterdir()
+    runs = [json.loads(line) for line in (path / "runs.jsonl").read_text().splitlines()]
+    return json.loads((path / "sweep.json").read_text()), runs
+
+
+def piped(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command(*args), cwd=tmp_path, env=environment(tmp_path), capture_output=True,
+                          text=True, timeout=240)
+
+
+def test_live_display_in_an_80_column_terminal(tmp_path: Path) -> None:
+    """The bar reaches the number of runs, the best run is named, nothing is wider than 80 columns, no Ray logs."""
+    cwd = sweep_dir(tmp_path)
+    session = run_in_terminal(command(), cwd=cwd, env=environment(tmp_path), columns=80)
+    lines = screen_lines(screen(session.chunks, columns=160))  # wider than the process's terminal
+    text = "\n".join(lines)
+    assert session.code == 0, text
+    sweep, runs = run_log(tmp_path)
+    assert len(runs) == len(LRS)
+    assert any(re.match(rf"runs .* {len(LRS)}/{len(LRS)} +100%", line) for line in lines), text
+    best = sweep["best_run"]["name"]
+    assert any(line.startswith(f"best loss={sweep['best_run']['summary']['loss']:.4g} {best}: lr=")
+               for line in lines), text
+    assert max(len(line) for line in lines) <= 80, text
+    assert not [line for line in lines if RAY_LOG.search(line)], text
+    assert "stdout line" not in text and "stderr line" not in text  # program output only with --verbose
+    for run in runs:  # one line per ended run above the live area
+        assert sum(f"] {run['name']} " in line for line in lines) == 1, text
+
+
+def test_plain_lines_when_stdout_is_a_pipe(tmp_path: Path) -> None:
+    """No escape sequence, each line within 120 columns, one line per ended run."""
+    done = piped(sweep_dir(tmp_path, sleep=0.0))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "\x1b" not in done.stdout + done.stderr
+    assert max(len(line) for line in lines) <= 120, done.stdout
+    _, runs = run_log(tmp_path)
+    ended = [line for line in lines if re.match(r"\[\d+/5\] ", line)]
+    assert [line.split()[1] for line in ended] == [run["name"] for run in runs], done.stdout
+    assert [line.split()[0] for line in ended] == [f"[{i}/5]" for i in range(1, 6)]
+    assert done.stderr == ""
+
+
+def test_verbose_streams_every_line_of_every_program_prefixed_by_run_name(tmp_path: Path) -> None:
+    done = piped(sweep_dir(tmp_path, sleep=0.0, epochs=3), "--verbose")
+    assert done.returncode == 0, done.stderr
+    _, runs = run_log(tmp_path)
+    for run in runs:
+        lr = run["config"]["lr"]
+        epochs = run["summary"]["_step"] + 1  # an early-stopped run printed as many epochs as it logged
+        for stream in ("stdout", "stderr"):
+            shown = [line for line in done.stdout.splitlines()
+                     if line.startswith(f"{run['name']}: {stream} line ")]
+            assert shown[:epochs] == [f"{run['name']}: {stream} line {e} of lr {lr}"
+                                      for e in range(1, epochs + 1)], done.stdout
+
+
+def test_sigterm_leaves_no_ray_banner_on_the_terminal(tmp_path: Path) -> None:
+    """Ray's native crash banner (``*** SIGTERM received``, ``PC: @ ...``) goes to a file, not the screen."""
+    cwd = sweep_dir(tmp_path, sleep=1.0, epochs=6)
+    session = run_in_terminal(command(), cwd=cwd, env=environment(tmp_path), columns=80,
+                              sigterm_when=b"next rung")
+    lines = screen_lines(screen(session.chunks, columns=160))
+    assert any("next rung" in line for line in lines)  # it was signalled while runs were in flight
+    assert not [line for line in lines if RAY_LOG.search(line)], "\n".join(lines)
+    diverted = list((tmp_path / "scratch").glob("raysweep-*-ray.log"))
+    assert diverted and "SIGTERM received" in diverted[0].read_text()
