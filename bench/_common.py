@@ -31,7 +31,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "RESULTS.md"
 #: Order of the sections in RESULTS.md, whichever script writes first.
-SECTIONS = ("overhead", "scale", "early_stopping", "search_quality")
+SECTIONS = ("overhead", "overhead-display", "scale", "early_stopping", "search_quality")
 STARTED = time.monotonic()
 
 

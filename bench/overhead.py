@@ -14,6 +14,10 @@ same; repetitions interleave the variants, rotating their order):
 
 All plain variants use ``verbose=0`` and a local storage path, as raysweep does.
 Then the per-run cost of program mode is measured piece by piece, without Ray.
+
+``--display`` measures instead what the live progress display costs:
+``raysweep`` (no display) against ``raysweep_live`` (the same sweep with
+rich's live display drawing, its output told it is a terminal), function mode.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ import _profile  # noqa: E402
 
 FUNCTION = ("raysweep", "ray_default", "ray_fast")
 PROGRAM = ("raysweep_program", "ray_program_default", "ray_program_fast")
+DISPLAY = ("raysweep", "raysweep_live")
+#: What makes rich draw its live display into the child's stdout (a pipe) as into an 100-column terminal.
+LIVE_ENV = {"TTY_COMPATIBLE": "1", "COLUMNS": "100"}
 WANDB_SCRIPT = '''\
 import argparse, time
 import wandb
@@ -133,7 +140,7 @@ def _raysweep_sweep(variant: str, runs: int, steps: int, out: Path) -> int:
 
     program = str(out / "wandb_script.py") if variant == "raysweep_program" else None
     result = runner.run(sweep(steps, program), None if program else train, count=runs, out=out / "logs",
-                        seed=0, progress=False)
+                        seed=0, progress=variant == "raysweep_live")
     if len(result.runs) != runs or set(result.runs["state"]) != {"finished"}:
         raise RuntimeError(f"{variant}: expected {runs} finished runs, got {result.runs['state'].tolist()}")
     return int((result.runs["summary._step"] + 1).sum())
@@ -170,7 +177,8 @@ def interleaved(variants: list[str], reps: int, sizes: dict[str, int], steps: in
             (scratch / "plain_script.py").write_text(PLAIN_SCRIPT)
             answers, wall = _common.run_json(
                 [sys.executable, __file__, "--child", ",".join(f"{v}={sizes[v]}" for v in group),
-                 "--steps", str(steps), "--out", str(scratch)])
+                 "--steps", str(steps), "--out", str(scratch)],
+                env=LIVE_ENV if "raysweep_live" in group else None)
             for answer in answers:
                 results.append({**answer, "rep": rep, "total_s": wall})
                 print(f"rep {rep} {answer['variant']}: fit {answer['fit_s']:.1f} s, process {wall:.1f} s, "
@@ -316,6 +324,28 @@ def program_section(results: list[dict[str, Any]], pieces: dict[str, float]) -> 
                       _common.table(["piece", "ms"], rows)])
 
 
+def display_main(args: argparse.Namespace) -> None:
+    """raysweep with and without its live display, interleaved in fresh processes; the section `overhead-display`."""
+    from raysweep.driver.progress import REFRESH_PER_S
+
+    _common.isolate_ray()
+    out, results_path = _common.prepare(args, "overhead-display")
+    runs, steps, reps = args.runs or (4 if args.quick else 100), args.steps or (3 if args.quick else 10), \
+        args.reps or (1 if args.quick else 5)
+    results = interleaved(list(DISPLAY), reps, dict.fromkeys(DISPLAY, runs), steps, out, shared=False)
+    (out / "overhead-display.json").write_text(json.dumps(results, indent=1))
+    fit, total = paired(results, "raysweep_live", "raysweep", "fit_s"), paired(results, "raysweep_live", "raysweep",
+                                                                                "total_s")
+    _common.write_section(results_path, "overhead-display", "\n".join([
+        _common.header("Overhead of the live display" + (" (quick smoke run — not a result)" if args.quick else "")),
+        f"Function mode, {runs} runs × {steps} steps of a trivial function, each variant in a fresh process, "
+        f"{reps} repetitions interleaved (order rotated): `raysweep` without a display, `raysweep_live` with "
+        f"rich's live display redrawing {REFRESH_PER_S} times a second (its output told it is a 100-column "
+        "terminal by `TTY_COMPATIBLE=1`).", "",
+        variant_table(results, DISPLAY),
+        f"- `raysweep_live` / `raysweep`, time per run — fit: {_ratio(fit)}; total: {_ratio(total)}", ""]))
+
+
 def main() -> None:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--child", help=argparse.SUPPRESS)  # VARIANT=RUNS,...
@@ -325,10 +355,16 @@ def main() -> None:
     p.add_argument("--program-runs", type=int, help="program-mode runs (default 50; --quick 3)")
     p.add_argument("--steps", type=int, help="steps per run (default 10; --quick 3)")
     p.add_argument("--samples", type=int, help="samples of each breakdown piece (default 20; --quick 2)")
+    p.add_argument("--display", action="store_true", help="the live display's cost: raysweep with it and without")
     args = p.parse_args()
     if args.child:
         plan = [(v, int(n)) for v, n in (item.split("=") for item in args.child.split(","))]
-        _common.emit(child(plan, args.steps, args.out))
+        answers = child(plan, args.steps, args.out)
+        print(flush=True)  # a live display leaves its last line open (it shows the cursor again)
+        _common.emit(answers)
+        return
+    if args.display:
+        display_main(args)
         return
     quick = args.quick
     _common.isolate_ray()
