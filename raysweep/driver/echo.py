@@ -30,7 +30,7 @@ def streamed_output(log: RunLog) -> Iterator[Any]:
     The lines still on their way when the block ends are taken once more
     before the actor goes.
     """
-    sink = ray.remote(num_cpus=0)(OutputSink).remote()
+    sink: Any = ray.remote(num_cpus=0)(OutputSink).remote()
     stop = threading.Event()
     names: dict[str, str] = {}
 

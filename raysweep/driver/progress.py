@@ -16,6 +16,7 @@ nothing.  `display` picks how it is shown:
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import shutil
 import sys
 import textwrap
@@ -29,8 +30,17 @@ from typing import IO, TYPE_CHECKING, Any
 from ray import tune
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskProgressColumn,
-                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -252,11 +262,8 @@ def choose_display(board: Board, console: Console | None = None) -> Display:
     console = console or Console()
     if console.is_terminal and not console.is_dumb_terminal:
         return LiveDisplay(board, console)
-    if console.is_jupyter:
-        with contextlib.suppress(ImportError):
-            import ipywidgets  # noqa: F401  (rich draws in place in a notebook through it)
-
-            return LiveDisplay(board, console)
+    if console.is_jupyter and importlib.util.find_spec("ipywidgets") is not None:
+        return LiveDisplay(board, console)  # rich redraws in a notebook through an ipywidgets Output
     return Display(board)
 
 
@@ -279,7 +286,7 @@ def _recorded_best(log: RunLog) -> tuple[str, float, dict[str, Any]] | None:
     best = log.sweep_info().get("best_run")
     if not best:
         return None
-    config = next((r.get("config", {}) for r in log.finished_runs() if r["id"] == best["id"]), {})
+    config: dict[str, Any] = next((r.get("config", {}) for r in log.finished_runs() if r["id"] == best["id"]), {})
     return best["name"], next(iter(best["summary"].values())), config
 
 

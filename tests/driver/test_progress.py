@@ -8,8 +8,18 @@ import re
 import pytest
 from rich.console import Console
 
-from raysweep.driver.progress import (LIVE_LINE, PLAIN_LINE, Board, Display, Flight, LiveDisplay, choose_display,
-                                      ended_line, fit, summary_line)
+from raysweep.driver.progress import (
+    LIVE_LINE,
+    PLAIN_LINE,
+    Board,
+    Display,
+    Flight,
+    LiveDisplay,
+    choose_display,
+    ended_line,
+    fit,
+    summary_line,
+)
 
 LONG = "x" * 300
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from terminal import run_in_terminal, screen, screen_lines
 
 REPO = Path(__file__).resolve().parents[2]
