@@ -85,32 +85,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str) -> Any:
+def _load(path: str, *, runs_program: bool = True) -> Any:
+    """The sweep file's spec; a missing `program` is an error only for commands that run it."""
     from raysweep.spec.load import load_spec
 
     if not Path(path).is_file():
         raise RaysweepError(f"{path}: no such sweep file")
-    return load_spec(Path(path))
+    return load_spec(Path(path), check_program=True if runs_program else "warn")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from raysweep.search.show import summary_line
 
-    print(f"valid: {summary_line(_load(args.sweep))}")
+    print(f"valid: {summary_line(_load(args.sweep, runs_program=False))}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from raysweep.search.show import describe_sweep
 
-    print(describe_sweep(_load(args.sweep)))
+    print(describe_sweep(_load(args.sweep, runs_program=False)))
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from raysweep.search.show import sample_configs
 
-    for config in sample_configs(_load(args.sweep), args.n, seed=args.seed):
+    for config in sample_configs(_load(args.sweep, runs_program=False), args.n, seed=args.seed):
         print(json.dumps(config))
     return 0
 

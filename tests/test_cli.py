@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,15 @@ def test_usage_errors_exit_2_before_anything_starts(args: list[str], pieces: lis
     assert cli.main(argv) == cli.EXIT_USAGE
     assert_one_paragraph(capsys.readouterr().err, *pieces)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("verb", [["validate"], ["show"], ["sample", "-n", "2"]], ids=["validate", "show", "sample"])
+def test_missing_program_is_a_warning_for_commands_that_do_not_run_it(
+        verb: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """W&B's `wandb sweep` accepts a program that is not there; only running needs it (`run` above: exit 2)."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # cli.main installs its own printer
+    assert cli.main([*verb, str(BAD / "program_missing.yaml")]) == 0
+    captured = capsys.readouterr()
+    assert "warning: program: file 'no_such_dir/train_does_not_exist.py' not found" in captured.err
+    assert captured.out.strip() and "error" not in captured.err

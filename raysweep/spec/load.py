@@ -31,8 +31,8 @@ from raysweep.spec.parameters import ParamTree, parse_parameters
 from raysweep.spec.macros import ENVVAR_MACRO, KNOWN_MACROS
 from raysweep.spec.violations import Report, check_string, plain_copy, suggest
 
-__all__ = ["ENVVAR_MACRO", "KNOWN_MACROS", "Hyperband", "LogUniformExponentWarning", "Metric",
-           "NumericStringWarning", "ParamTree", "SweepSpec", "load_spec"]
+__all__ = ["ENVVAR_MACRO", "KNOWN_MACROS", "Hyperband", "IgnoredKeyWarning", "LogUniformExponentWarning",
+           "Metric", "MissingProgramWarning", "NumericStringWarning", "ParamTree", "SweepSpec", "load_spec"]
 
 
 class NumericStringWarning(UserWarning):
@@ -40,6 +40,14 @@ class NumericStringWarning(UserWarning):
 
     W&B rejects such a parameter; raysweep accepts it and says which line to write.
     """
+
+
+class IgnoredKeyWarning(UserWarning):
+    """An `early_terminate` key W&B does not read was ignored (W&B ignores it too)."""
+
+
+class MissingProgramWarning(UserWarning):
+    """`program` names no file here; only running the sweep needs it (`validate`, `show`, `sample` go on)."""
 
 
 class LogUniformExponentWarning(UserWarning):
@@ -101,12 +109,14 @@ class SweepSpec:
         return leaves(self.parameters, sort=True)
 
 
-def load_spec(source: str | os.PathLike[str] | Mapping[str, Any], *, check_program: bool = True) -> SweepSpec:
+def load_spec(source: str | os.PathLike[str] | Mapping[str, Any], *,
+              check_program: bool | Literal["warn"] = True) -> SweepSpec:
     """Read a sweep config from a YAML file path, YAML text, or a dict.
 
     A string is a path when it has no newline and names a file (or ends in .yaml/.yml/.json);
     otherwise it is YAML text. For a file or text, `program` must exist relative to the cwd
-    (``check_program=False`` skips that, e.g. for a finished run log's sweep.yaml). Raises
+    (``check_program=False`` skips that, e.g. for a finished run log's sweep.yaml; ``"warn"`` makes
+    a missing file a `MissingProgramWarning`, for commands that do not run it). Raises
     `SweepConfigError` listing every problem found; warns (`NumericStringWarning`) once if
     numbers were written as YAML strings like ``1e-5``.
     """
@@ -211,7 +221,7 @@ def _yaml_fix(problem: str, source_line: str) -> str:
 
 
 def _assemble(config: dict[str, Any], report: Report, text: str | None, path: str | None,
-              check_program: bool) -> SweepSpec | None:
+              check_program: bool | Literal["warn"]) -> SweepSpec | None:
     """Check every section and build the spec; None when anything is wrong (all of it reported)."""
     _unknown_top_level(report, config)
     method = validate.check_method(report, config.get("method"))
@@ -224,7 +234,7 @@ def _assemble(config: dict[str, Any], report: Report, text: str | None, path: st
     validate.check_search(report, method, leaves(tree, sort=True), "metric" in config)
     strings = _strings(report, config)
     if "program" in strings:
-        validate.check_program(report, strings["program"], check_exists=check_program and text is not None)
+        validate.check_program(report, strings["program"], check_program if text is not None else False)
     command = validate.check_command(report, config["command"], "program" in config) if "command" in config else None
     run_cap = _section(report, config, "run_cap", validate.check_run_cap)
     controller = _section(report, config, "controller", validate.check_controller)
@@ -286,3 +296,7 @@ def _warn(report: Report) -> None:
                       + "\n  ".join(report.numeric_fixes), NumericStringWarning, stacklevel=3)
     if report.exponent_notes:
         warnings.warn("\n".join(report.exponent_notes), LogUniformExponentWarning, stacklevel=3)
+    if report.ignored_keys:
+        warnings.warn("\n".join(report.ignored_keys), IgnoredKeyWarning, stacklevel=3)
+    if report.missing_program:
+        warnings.warn("\n".join(report.missing_program), MissingProgramWarning, stacklevel=3)

@@ -10,14 +10,14 @@ line to write instead. `spec.py` turns the finished report into one
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from raysweep.spec.distributions import Categorical, Constant, Distribution, IntUniform, QUniform
 from raysweep.spec.macros import ENVVAR_MACRO, KNOWN_MACROS, unknown_macros
 from raysweep.spec.violations import (
-    Report, as_integer, check_choice, coerce_fields, is_number, suggest, unknown_keys,
+    Report, as_integer, check_choice, check_string, coerce_fields, is_number, suggest, unknown_keys,
 )
 
 TOP_LEVEL_KEYS = (
@@ -26,10 +26,15 @@ TOP_LEVEL_KEYS = (
     "scheduler",
 )
 METHODS = ("grid", "random", "bayes")
+_STOP_KEYS = ("type", "min_iter", "max_iter", "s", "eta", "strict")
 
 
-def check_program(report: Report, program: str, check_exists: bool) -> None:
-    """`program` names the training script; for a sweep file it must exist (relative to the cwd, as in W&B)."""
+def check_program(report: Report, program: str, check_exists: bool | Literal["warn"]) -> None:
+    """`program` names the training script; for a sweep file it must exist (relative to the cwd, as in W&B).
+
+    ``check_exists="warn"`` is for commands that do not run it (validate, show, sample): W&B's
+    `wandb sweep` accepts a missing file too, and only the agent needs it.
+    """
     try:
         exists = Path(program).is_file()
     except (OSError, ValueError):
@@ -37,8 +42,11 @@ def check_program(report: Report, program: str, check_exists: bool) -> None:
     if not program:
         report.add("program", "is empty; write the training script, e.g. `program: train.py`")
     elif check_exists and not exists:
-        report.add("program", f"file {program!r} not found (relative to {Path.cwd()}); fix the path or run "
-                              "raysweep from the directory the sweep expects")
+        where = f"file {program!r} not found (relative to {Path.cwd()})"
+        if check_exists == "warn":
+            report.missing_program.append(f"program: {where}; running the sweep needs it")
+        else:
+            report.add("program", f"{where}; fix the path or run raysweep from the directory the sweep expects")
 
 
 def check_command(report: Report, command: object, has_program: bool) -> list[str] | None:
@@ -113,7 +121,7 @@ def check_early_terminate(report: Report, stop: object) -> dict[str, Any] | None
         report.add(path, f"must be a mapping, got {stop!r}; write `early_terminate: {{type: hyperband, min_iter: 3}}`")
         return None
     before = len(report.violations)
-    unknown_keys(report, path, stop, ("type", "min_iter", "max_iter", "s", "eta", "strict"), "early_terminate")
+    stop = _known_stop_keys(report, stop)
     stop = coerce_fields(report, path, stop, ("min_iter", "max_iter", "s", "eta"))
     check_choice(report, f"{path}.type", stop.get("type"), ("hyperband",))
     out = {"min_iter": None, "max_iter": None, "s": None, "eta": 3, "strict": True}
@@ -128,6 +136,18 @@ def check_early_terminate(report: Report, stop: object) -> dict[str, Any] | None
     if len(report.violations) == before:
         _check_bands(report, path, out)
     return out if len(report.violations) == before else None
+
+
+def _known_stop_keys(report: Report, stop: dict[Any, Any]) -> dict[Any, Any]:
+    """`early_terminate` without the keys W&B's controller does not read, each noted for a warning.
+
+    W&B ignores such keys for compatibility (old configs carry them), so refusing the file
+    would break sweeps that run under W&B; a misspelt key still gets its closest real key.
+    """
+    for key in [k for k in stop if k not in _STOP_KEYS]:
+        hint = suggest(key, _STOP_KEYS, "keys read are")
+        report.ignored_keys.append(f"early_terminate.{key}: ignored, as W&B ignores it; {hint}")
+    return {k: v for k, v in stop.items() if k in _STOP_KEYS}
 
 
 def _iterations(report: Report, path: str, stop: dict[str, Any]) -> tuple[int | None, int | None]:

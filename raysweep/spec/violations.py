@@ -29,6 +29,8 @@ class Report:
     violations: list[Violation] = field(default_factory=list)
     numeric_fixes: list[str] = field(default_factory=list)
     exponent_notes: list[str] = field(default_factory=list)
+    ignored_keys: list[str] = field(default_factory=list)
+    missing_program: list[str] = field(default_factory=list)
 
     def add(self, path: str, message: str) -> None:
         """Record one violation at a dotted key path (huge values in it elided, keeping the fix at the end)."""

@@ -8,11 +8,14 @@ the reference venv and raysweep must agree, except for the differences documente
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import io
 import json
 import math
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,12 +26,14 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from reference import run_reference
 
+from raysweep import cli
 from raysweep.spec.distributions import (
     DISTRIBUTIONS, Categorical, Constant, Distribution, IntUniform, Normal, QUniform, Uniform,
 )
 from raysweep.errors import SweepConfigError
 from raysweep.spec.load import (
-    KNOWN_MACROS, Hyperband, LogUniformExponentWarning, Metric, NumericStringWarning, SweepSpec, load_spec,
+    KNOWN_MACROS, Hyperband, IgnoredKeyWarning, LogUniformExponentWarning, Metric, MissingProgramWarning,
+    NumericStringWarning, SweepSpec, load_spec,
 )
 from raysweep.spec.violations import parse_numeric_string, yaml_number_literal
 
@@ -231,6 +236,8 @@ RAYSWEEP_LENIENT = {
     "log_uniform_v1": "W&B's validator flags the v1 log kinds but its engine samples them; raysweep warns",
     "numeric_string": "`1e-5` strings are read as numbers, with a NumericStringWarning",
     "numeric_string_target": "`1e-3` strings are read as numbers, with a NumericStringWarning",
+    "hyperband_extra_key": "sweeps' schema refuses a key early_terminate does not know; raysweep ignores it "
+                           "with an IgnoredKeyWarning, so configs carrying extra keys still run",
 }
 
 
@@ -608,3 +615,163 @@ def test_valid_configs_survive_a_yaml_round_trip() -> None:
     assert load_spec(yaml.safe_dump(config)).parameters == load_spec(config).parameters
     assert not math.isnan(load_spec(config).flat_parameters()[("p4",)].min)
     assert isinstance(load_spec(config).flat_parameters()[("p3",)], Constant)
+
+
+# --- fuzz over W&B's whole schema: every top-level key, parameters nested at any depth, any JSON -------
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
+                    | st.sampled_from(WORDS),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4)
+                                                                                | st.sampled_from(KEYS), inner,
+                                                                                max_size=3), max_leaves=12)
+UNKNOWN_KEY = st.sampled_from(["junk", "metirc", "early_terminate_", "Method", ""]) | st.text(max_size=6)
+
+
+def _mostly(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``good`` seven times in eight, else any JSON value in its place."""
+    return st.sampled_from([True] * 7 + [False]).flatmap(lambda ok: good if ok else JSON)
+
+
+def _section(required: dict[str, Any], optional: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """A mapping with W&B's keys for a section, each mostly sensible, sometimes with an unknown key."""
+    known = st.fixed_dictionaries({k: _mostly(v) for k, v in required.items()},
+                                  optional={k: _mostly(v) for k, v in optional.items()})
+    extra = st.sampled_from([False] * 5 + [True]).flatmap(
+        lambda odd: st.dictionaries(UNKNOWN_KEY, JSON, min_size=1, max_size=1) if odd else st.just({}))
+    return _mostly(st.builds(lambda a, b: {**b, **a}, known, extra))
+
+
+METRIC = _section({"name": st.sampled_from(["loss", "acc"])},
+                  {"goal": st.sampled_from(["minimize", "maximize", "min"]), "target": st.sampled_from([0.5, "1e-2"]),
+                   "impute": st.sampled_from(["latest", "best", "worst"]),
+                   "impute_while_running": st.sampled_from(["latest", "best", "worst", "false", False])})
+STOP = _section({"type": st.just("hyperband")},
+                {"min_iter": st.integers(0, 5), "max_iter": st.integers(1, 30), "s": st.integers(0, 3),
+                 "eta": st.sampled_from([1, 2, 3.5]), "strict": st.booleans()})
+SCHEDULER = _section({"engine": st.sampled_from(["wandb", "optuna", "ax"])},
+                     {"source": st.just("opt.py"), "optimizer": st.just("make"), "search_space": st.just("space")})
+PARAM_NAME = _mostly(st.sampled_from(["lr", "bs", "opt", "m"])).filter(
+    lambda k: isinstance(k, (str, int, float, bool, type(None))))
+PARAM_TREE = st.deferred(lambda: st.dictionaries(
+    PARAM_NAME, _mostly(near_valid_parameter() | st.fixed_dictionaries({"parameters": PARAM_TREE})),
+    min_size=1, max_size=3))
+TOP_LEVEL = {
+    "method": st.sampled_from(["grid", "random", "bayes", "custom"]), "metric": METRIC,
+    "parameters": PARAM_TREE, "early_terminate": STOP,
+    "command": st.lists(st.sampled_from([*KNOWN_MACROS, "python", "${nope}", 3]), max_size=4),
+    "program": st.sampled_from(["train.py", "", "missing/x.py"]),
+    "controller": _section({"type": st.sampled_from(["local", "cloud"])}, {}), "scheduler": SCHEDULER,
+    "job": st.just("job:v1"), "run_cap": st.integers(-1, 5), "name": st.text(max_size=4),
+    "description": st.text(max_size=4), "entity": st.just("me"), "project": st.just("p"),
+    "metrics": st.lists(METRIC, max_size=3), "apiVersion": st.just("v1"), "kind": st.sampled_from(["sweep", "job"]),
+    "image_uri": st.just("img"),
+}
+
+
+@st.composite
+def schema_config(draw: st.DrawFn) -> dict[str, Any]:
+    """A near-valid config with some of W&B's top-level keys set or replaced, sometimes an unknown one."""
+    config = draw(NEAR_CONFIG)
+    keys = draw(st.lists(st.sampled_from(sorted(TOP_LEVEL)), unique=True, max_size=4))
+    config.update({key: draw(_mostly(TOP_LEVEL[key])) for key in keys})
+    for key in [k for k in ("method", "parameters") if draw(st.sampled_from([False] * 20 + [True]))]:
+        del config[key]
+    if draw(st.sampled_from([False] * 5 + [True])):
+        config[draw(UNKNOWN_KEY)] = draw(JSON)
+    return config
+
+
+SCHEMA_CONFIG = schema_config()
+
+
+def test_schema_fuzz_covers_every_top_level_key_wandb_knows() -> None:
+    schema = run_reference("""
+        import json
+        from sweeps.config.schema import sweep_config_jsonschema
+        print(json.dumps(sorted(sweep_config_jsonschema["properties"])))
+    """)
+    assert sorted(TOP_LEVEL) == schema
+
+
+def _depth(tree: Any) -> int:
+    """How many `parameters:` levels a raw parameter tree nests."""
+    if not isinstance(tree, dict):
+        return 0
+    return 1 + max([_depth(v["parameters"]) for v in tree.values() if isinstance(v, dict) and "parameters" in v],
+                   default=0)
+
+
+def test_schema_fuzz_reaches_valid_specs_deep_trees_and_errors() -> None:
+    def loads(config: dict[str, Any]) -> SweepSpec | None:
+        try:
+            return load_quietly(config)
+        except SweepConfigError:
+            return None
+
+    fixed = settings(database=None, derandomize=True, max_examples=3000, phases=[Phase.generate])
+    for method in ("grid", "random", "bayes"):
+        assert find(SCHEMA_CONFIG, lambda c, m=method: c.get("method") == m and len(c) >= 4 and bool(loads(c)),
+                    settings=fixed)
+    assert find(SCHEMA_CONFIG, lambda c: any(len(k) >= 2 for k in getattr(loads(c), "flat_parameters", dict)()),
+                settings=fixed)
+    assert find(SCHEMA_CONFIG, lambda c: _depth(c.get("parameters")) >= 4, settings=fixed)
+    assert find(SCHEMA_CONFIG, lambda c: "scheduler" in c and "source" in str(c) and loads(c) is None, settings=fixed)
+
+
+def _key_path_named(violation: Any, config: dict[str, Any]) -> bool:
+    """A violation names where it is: a key the config holds, or a top-level key W&B knows."""
+    return any(violation.path == str(k) or violation.path.startswith((f"{k}.", f"{k}["))
+               for k in [*config, *TOP_LEVEL])
+
+
+@FUZZ
+@given(SCHEMA_CONFIG)
+def test_fuzz_every_schema_key(config: dict[str, Any]) -> None:
+    try:
+        spec = load_quietly(config)
+    except SweepConfigError as error:
+        assert error.violations and all(_key_path_named(v, config) for v in error.violations), error
+        return
+    assert spec.method in ("grid", "random", "bayes") and json.dumps(spec.raw)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(SCHEMA_CONFIG)
+def test_fuzz_every_schema_key_through_the_cli(config: dict[str, Any]) -> None:
+    """`raysweep validate/show/sample` on the file: exit 0, or exit 2 with every key path named."""
+    try:
+        text = yaml.safe_dump(config)
+    except yaml.YAMLError:
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "sweep.yaml"
+        path.write_text(text)
+        for verb in (["validate"], ["show"], ["sample", "-n", "2", "--seed", "1"]):
+            err = io.StringIO()
+            shown = warnings.showwarning
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+                try:
+                    code = cli.main([*verb, str(path)])
+                finally:
+                    warnings.showwarning = shown
+            assert code in (0, 2), err.getvalue()
+            if code == 2:
+                assert "invalid sweep config" in err.getvalue() and "Traceback" not in err.getvalue()
+                break
+
+
+def test_unknown_early_terminate_keys_are_ignored_with_a_warning_naming_them() -> None:
+    with pytest.warns(IgnoredKeyWarning) as record:
+        spec = load_spec(_hyperband(min_iter=3, grace=1, etaa=2))
+    assert spec.early_terminate == Hyperband(min_iter=3, max_iter=None, s=None)
+    text = str(record[0].message)
+    assert "early_terminate.grace" in text and "early_terminate.etaa" in text and "did you mean 'eta'?" in text
+    assert "metric.goal" in violations({**_hyperband(min_iter=3), "metric": {"name": "l", "goal": "maximise"}})
+
+
+def test_missing_program_warns_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = yaml.safe_dump({**RANDOM, "program": "train.py", "parameters": {"a": {"value": 1}}})
+    with pytest.warns(MissingProgramWarning, match=f"'train.py' not found \\(relative to {tmp_path}\\)"):
+        assert load_spec(text, check_program="warn").program == "train.py"
+    assert "program" in violations(text)
