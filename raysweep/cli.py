@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from raysweep.driver.settings import DEFAULT_OUT, Resources, Settings
 from raysweep.errors import RaysweepError
 
 EXIT_USAGE = 2
@@ -26,20 +27,20 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, help="run at most N runs (like `wandb agent --count`)")
     parser.add_argument("--function", metavar="MODULE:FN",
                         help="run this Python function instead of the sweep's program")
-    parser.add_argument("--out", default="raysweep-runs", help="run-log directory (default: %(default)s)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="run-log directory (default: %(default)s)")
     parser.add_argument("--address", help="Ray cluster to join (auto, ray://host:10001, host:port)")
-    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
-    parser.add_argument("--gpus-per-trial", type=float, default=0.0,
+    parser.add_argument("--cpus-per-trial", type=float, default=Resources.cpus_per_trial)
+    parser.add_argument("--gpus-per-trial", type=float, default=Resources.gpus_per_trial,
                         help="fractions pack runs on one GPU: 0.25 runs four per GPU")
     parser.add_argument("--max-concurrent", type=int, help="at most N runs at once")
     parser.add_argument("--seed", type=int, help="seed of the searcher's suggestions")
-    parser.add_argument("--max-failures", type=int, default=2,
+    parser.add_argument("--max-failures", type=int, default=Settings.max_failures,
                         help="retries of a crashed run, e.g. when its node is lost (default: %(default)s)")
     parser.add_argument("--storage", metavar="PATH|URI",
                         help="where Ray keeps its experiment directory: a shared path, s3://... "
                              "or gs://... (default: inside the run log)")
     parser.add_argument("--run-timeout", type=float, help="kill a program run after this many seconds")
-    parser.add_argument("--kill-grace", type=float, default=30.0,
+    parser.add_argument("--kill-grace", type=float, default=Settings.kill_grace,
                         help="seconds between SIGTERM and SIGKILL when a run is stopped")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--verbose", action="store_true",
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the report (default: DIR/report.html)")
     p = verbs.add_parser("sweep", help="create a sweep (run-log directory) and print its id")
     p.add_argument("sweep")
-    p.add_argument("--out", default="raysweep-runs")
+    p.add_argument("--out", default=str(DEFAULT_OUT))
     p = verbs.add_parser("agent", help="run runs of a sweep created with `raysweep sweep`")
     p.add_argument("sweep_id")
     _add_run_options(p)
@@ -132,8 +133,6 @@ def _import_function(target: str) -> Callable[..., Any]:
 
 
 def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    from raysweep.driver.runner import Resources
-
     return dict(
         count=args.count, address=args.address, out=args.out, seed=args.seed,
         resources=Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent),

@@ -1,19 +1,31 @@
-"""Values as W&B stores them: plain Python, and which of them count as numbers.
+"""Values as W&B stores them: plain Python, which of them are numbers, which run is best.
 
 Every layer meets the values a sweep produces (a searcher's numpy scalars, a
-script's torch tensors, a run log read back from disk), so the two rules
-about them live here, once: `plain` (the one converter to what YAML and JSON
-accept) and `finite_number` (what counts as a metric value).  Standard
-library only: `raysweep.trial.capture` loads this module by path inside the
-user's program, where neither numpy nor raysweep need be importable.
+script's torch tensors, a run log read back from disk), so the rules about
+them live here, once: `plain` (the one converter to what YAML and JSON
+accept), `finite_number` (what counts as a real, finite number) and
+`rank_key` (what makes a run better than another).
+
+The best-run rule, used by the run log's ``best_run``, the results table, the
+report, the progress line and the searchers' objective alike: only a finite
+number ranks.  NaN, +inf and -inf never make a run the best (a diverged run's
+``-inf`` loss is no success), nor do bools, strings or a missing value; such
+runs sort after every run that has a finite value, in their own order.  (The
+early-stopping scheduler goes one step further and counts such a value as the
+worst loss at its rung: see `raysweep.search.stopping`.)
+
+Standard library only: `raysweep.trial.capture` loads this module by path
+inside the user's program, where neither numpy nor raysweep need be importable.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from numbers import Real
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class Dropped:
@@ -58,5 +70,35 @@ def finite_number(value: Any) -> float | None:
     """
     if isinstance(value, bool) or not isinstance(value, Real):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range
+        return None
     return number if math.isfinite(number) else None
+
+
+def rank_key(value: Any, maximize: bool) -> float:
+    """Where a metric value ranks, lower first; `math.inf` for every value that does not rank.
+
+    Sort runs by it, stably, to list them best first (see the module docstring).
+    """
+    number = finite_number(value)
+    if number is None:
+        return math.inf
+    return -number if maximize else number
+
+
+def is_better(value: Any, than: Any, maximize: bool) -> bool:
+    """Whether `value` ranks, and ranks strictly better than `than` (None: nothing ranked yet)."""
+    key = rank_key(value, maximize)
+    return key < math.inf and key < rank_key(than, maximize)
+
+
+def best_of(items: Iterable[_T], value: Callable[[_T], Any], maximize: bool) -> _T | None:
+    """The first of `items` whose `value` ranks best; None when no item's value ranks."""
+    best, best_key = None, math.inf
+    for item in items:
+        key = rank_key(value(item), maximize)
+        if key < best_key:
+            best, best_key = item, key
+    return best

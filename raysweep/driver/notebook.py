@@ -27,7 +27,8 @@ from raysweep.spec.tree import RunConfig
 from raysweep.errors import RaysweepError
 from raysweep.names import check_id, new_sweep_id, run_id_for
 from raysweep.runlog.log import RunLog
-from raysweep.driver.runner import DEFAULT_OUT, SweepResult, run, ship_by_value
+from raysweep.driver.runner import SweepResult, run, ship_by_value
+from raysweep.driver.settings import DEFAULT_OUT
 from raysweep.spec.load import SweepSpec, load_spec
 
 

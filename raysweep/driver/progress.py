@@ -45,7 +45,7 @@ from rich.table import Table
 from rich.text import Text
 
 from raysweep.names import run_id_for
-from raysweep.protocol import is_history
+from raysweep.protocol import is_history, metric_value
 from raysweep.spec.distributions import Constant
 from raysweep.spec.tree import leaves
 
@@ -328,9 +328,9 @@ class ProgressCallback(tune.Callback):
             if flight is not None:
                 flight.node = result.get("hostname") or result.get("node_ip") or flight.node
                 flight.iteration = int(result.get("training_iteration") or flight.iteration)
-                value = result.get(board.metric) if board.metric else None
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    flight.value = float(value)
+                value = metric_value(result, board.metric) if board.metric else None
+                if value is not None:
+                    flight.value = value
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._end(trial)

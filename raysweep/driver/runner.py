@@ -35,36 +35,10 @@ from raysweep.results.table import sort_best_first
 from raysweep.runlog.log import RunLog, load
 from raysweep.trial.session import RetryOnlyLostRuns, errors_are_final, report_row
 from raysweep.spec.load import SweepSpec, load_spec
+from raysweep.driver.settings import DEFAULT_OUT, Resources, Settings
 from raysweep.driver.storage import experiment_location
 
-DEFAULT_OUT = Path("raysweep-runs")
 TrainFn = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What each trial asks of the cluster; fractions of a GPU pack several runs on one."""
-
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_concurrent: int | None = None
-
-    def as_ray(self) -> dict[str, float]:
-        return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
-
-    def slots(self, info: cluster.ClusterInfo) -> int | None:
-        """How many runs the cluster's resources hold at once (None: no limit)."""
-        slots = [info.cpus / self.cpus_per_trial if self.cpus_per_trial else float("inf"),
-                 info.gpus / self.gpus_per_trial if self.gpus_per_trial else float("inf")]
-        if self.max_concurrent:
-            slots.append(self.max_concurrent)
-        return int(min(slots)) if min(slots) != float("inf") else None
-
-    def describe(self, info: cluster.ClusterInfo) -> str:
-        """The packing a sweep runs with, e.g. `2 runs at once (1 CPU, 0.5 GPU each)`."""
-        at_once = self.slots(info)
-        return (f"up to {'unlimited' if at_once is None else at_once} runs at once "
-                f"({self.cpus_per_trial:g} CPU, {self.gpus_per_trial:g} GPU each)")
 
 
 @dataclass
@@ -128,22 +102,6 @@ def function_trainable(train_fn: TrainFn) -> Callable[[dict[str, Any]], None]:
 
     trainable.__name__ = getattr(train_fn, "__name__", "train")
     return trainable
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How to run a sweep, beyond what its YAML says."""
-
-    count: int | None = None
-    resources: Resources = field(default_factory=Resources)
-    seed: int | None = None
-    verbose: bool = False
-    progress: bool = True
-    max_failures: int = 2
-    run_timeout: float | None = None
-    kill_grace: float = 30.0
-    storage: str | None = None
-    reuse_actors: bool | None = None  # None: reuse unless the cluster has (or may add) other nodes
 
 
 def _make_trainable(spec: SweepSpec, log: RunLog, train_fn: TrainFn | None,

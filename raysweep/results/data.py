@@ -29,6 +29,8 @@ from raysweep.runlog.rundir import HISTORY
 from raysweep.runlog.log import RunLog, load
 from raysweep.spec.load import SweepSpec, load_spec
 from raysweep.search.stopping import hyperband_milestones
+from raysweep.protocol import metric_value
+from raysweep.values import rank_key
 
 __all__ = ["Axis", "Sweep", "axes", "best_runs", "curve", "importance", "label", "learning_curves",
            "metric_vs_time", "milestones", "open_sweep", "parallel_coordinates", "run_kind"]
@@ -201,9 +203,9 @@ def metric_vs_time(source: Source) -> pd.DataFrame:
     sweep = open_sweep(source)
     created = sweep.runs["created_at"]
     value = sweep.values()
-    finite = value.where(np.isfinite(value))
-    best = finite.cummax() if sweep.spec.metric and sweep.spec.metric.goal == "maximize" \
-        else finite.cummin()
+    maximize = bool(sweep.spec.metric and sweep.spec.metric.goal == "maximize")
+    key = value.map(lambda v: rank_key(v, maximize)).replace(math.inf, np.nan).cummin()
+    best = -key if maximize else key
     return pd.DataFrame({"id": sweep.runs["id"], "name": sweep.runs["name"],
                          "kind": run_kind(sweep.runs), "created_at": created,
                          "elapsed": (created - created.min()).dt.total_seconds(),
@@ -214,8 +216,7 @@ def curve(sweep: Sweep, run_id: str, budget: int | None,
            rungs: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Iterations, steps and values of the run's metric, thinned to `budget` points."""
     rows = [row for row in read_jsonl(sweep.path / "runs" / run_id / HISTORY)
-            if isinstance(row.get(sweep.metric), (int, float))
-            and not isinstance(row.get(sweep.metric), bool)]
+            if sweep.metric and metric_value(row, sweep.metric) is not None]
     keep = _thin(len(rows), budget, rungs)
     steps = np.asarray([rows[i].get("_step", i) for i in keep], dtype=np.int64)
     return keep + 1, steps, np.asarray([float(rows[i][sweep.metric]) for i in keep])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 import re
 from datetime import datetime, timezone
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from raysweep.runlog.atomic import write_atomic
+from raysweep.values import finite_number
 from raysweep.results.data import (Axis, Source, Sweep, axes, best_runs, curve, importance, label,
                                   metric_vs_time, milestones, open_sweep, parallel_coordinates)
 
@@ -38,11 +38,8 @@ _PLACEHOLDER = re.compile(r"__(CSS|JS|DATA|TITLE)__")
 
 def _num(value: Any) -> float | None:
     """A finite number rounded to 6 digits for the page (JSON has no NaN), else None."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return float(f"{number:.6g}") if math.isfinite(number) else None
+    number = finite_number(value)
+    return None if number is None else float(f"{number:.6g}")
 
 
 def _nums(values: Any) -> list[float | None]:

@@ -16,6 +16,7 @@ from rich.console import RenderableType
 from rich.table import Table
 
 from raysweep.spec.distributions import Constant
+from raysweep.values import rank_key
 
 if TYPE_CHECKING:
     from raysweep.spec.load import SweepSpec
@@ -24,15 +25,12 @@ _MAX_COLUMNS = 8
 
 
 def sort_best_first(runs: pd.DataFrame, spec: SweepSpec) -> pd.DataFrame:
-    """Runs ordered best first by `summary.<metric>`; runs without a value go last."""
-    column = f"summary.{spec.metric.name}" if spec.metric else None
-    if column is None or column not in runs:
+    """Runs ordered best first by `summary.<metric>` (`raysweep.values.rank_key`); runs it cannot rank go last."""
+    if spec.metric is None or f"summary.{spec.metric.name}" not in runs:
         return runs
-    key = pd.to_numeric(runs[column], errors="coerce")
-    if spec.metric.goal == "maximize":
-        key = -key
-    return runs.assign(_key=key).sort_values("_key", na_position="last", kind="stable").drop(
-        columns="_key")
+    maximize = spec.metric.goal == "maximize"
+    key = runs[f"summary.{spec.metric.name}"].map(lambda value: rank_key(value, maximize))
+    return runs.assign(_key=key).sort_values("_key", kind="stable").drop(columns="_key")
 
 
 def _state(row: pd.Series) -> str:

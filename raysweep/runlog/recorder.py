@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from ray import cloudpickle, tune
 
-from raysweep.errors import RunLogError
 from raysweep.names import run_id_for
 from raysweep.runlog.log import RUN_STATES, RunLog
 from raysweep.protocol import META_KEY

@@ -10,7 +10,6 @@ ends it becomes one `record`: its line of ``runs.jsonl`` and its row of `load`.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from typing import Any
 import yaml
 
 from raysweep.runlog.atomic import io_error, read_json, read_jsonl, read_text
-from raysweep.values import plain
+from raysweep.values import best_of, finite_number, plain
 from raysweep.errors import RunLogError
 
 CONFIG, HISTORY, SUMMARY = "config.yaml", "wandb-history.jsonl", "wandb-summary.json"
@@ -135,7 +134,7 @@ def metric_warning(run: Run, metric: str | None) -> str | None:
         return None
     if run.nonfinite:
         return (f"logged {run.nonfinite} NaN or infinite value(s) of the sweep metric {metric!r}; "
-                "the searcher and early stopping counted them as the worst value")
+                "early stopping counted them as the worst value; the searcher and the best run skip them")
     if score({"summary": run.summary}, metric) is None:
         logged = sorted(k for k in run.summary if not k.startswith("_"))
         return (f"never logged the sweep metric {metric!r} (it logged: {', '.join(logged) or 'nothing'}); "
@@ -146,20 +145,13 @@ def metric_warning(run: Run, metric: str | None) -> str | None:
 
 def score(record: Mapping[str, Any], metric: str) -> float | None:
     """The record's ``summary[metric]`` if it is a finite number: what ranks runs."""
-    value = record.get("summary", {}).get(metric)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
+    return finite_number(record.get("summary", {}).get(metric))
 
 
 def best_record(records: list[dict[str, Any]], metric: str,
                 goal: str = "minimize") -> dict[str, Any] | None:
-    """The record with the best finite ``summary[metric]``; NaN and inf never win."""
-    scored = [(value, run) for run in records if (value := score(run, metric)) is not None]
-    if not scored:
-        return None
-    pick = max if goal == "maximize" else min
-    return pick(scored, key=lambda pair: pair[0])[1]
+    """The record with the best ``summary[metric]`` (`raysweep.values.rank_key`: NaN and inf never win)."""
+    return best_of(records, lambda record: record.get("summary", {}).get(metric), goal == "maximize")
 
 
 def best_entry(records: list[dict[str, Any]], metric: Mapping[str, Any] | None,

@@ -35,7 +35,7 @@ from raysweep.search import _ray_internals as ray_internals, space
 from raysweep.search.gp import UnitCubeGP, from_unit
 from raysweep.search.stateful import StatefulSearcher
 from raysweep.protocol import META_KEY
-from raysweep.values import finite_number, plain
+from raysweep.values import finite_number, is_better, plain
 from raysweep.spec.distributions import Categorical, Constant, Distribution
 from raysweep.spec.load import SweepSpec
 
@@ -243,11 +243,9 @@ class SweepSearcher(Searcher):
         if not result or self._metric is None:
             return
         summary = (result.get(META_KEY) or {}).get("summary") or {}
-        better = max if self._mode == "max" else min
         for value in (result.get(self._metric), summary.get(self._metric)):
-            value, best = finite_number(value), self._best[trial_id]
-            if value is not None:
-                self._best[trial_id] = value if best is None else better(best, value)
+            if is_better(value, self._best[trial_id], self._mode == "max"):
+                self._best[trial_id] = finite_number(value)
 
     def get_state(self) -> dict:
         return {"metric": self._metric, "mode": self._mode, "suggested": self._suggested,

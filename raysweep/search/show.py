@@ -13,6 +13,7 @@ from ray.tune.search import Searcher
 from raysweep.search import searchers as search, space, stopping
 from raysweep.spec.distributions import Distribution
 from raysweep.spec.load import ParamTree, SweepSpec
+from raysweep.spec.macros import DEFAULT_COMMAND
 
 
 def summary_line(spec: SweepSpec) -> str:
@@ -60,7 +61,7 @@ def describe_sweep(spec: SweepSpec) -> str:
         lines.append(f"target:    the sweep ends once a run reaches {spec.metric.name} "
                      f"{'<=' if spec.metric.goal == 'minimize' else '>='} {spec.metric.target:g}")
     if spec.program or spec.command:
-        command = spec.command or ["${env}", "${interpreter}", "${program}", "${args}"]
+        command = spec.command or DEFAULT_COMMAND
         lines.append(f"runs:      {' '.join(command)}  (program: {spec.program})")
     return "\n".join(lines)
 

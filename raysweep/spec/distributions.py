@@ -12,7 +12,6 @@ sweep file means the same thing under raysweep as under W&B. The Ray domains in
 from __future__ import annotations
 
 import copy
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from scipy import stats
+
+from raysweep.values import finite_number
 
 # Smallest u handed to a ppf by `sample`: u == 0 would map unbounded
 # distributions to -inf (W&B shares the flaw, with probability 2**-53).
@@ -29,7 +30,7 @@ _F = TypeVar("_F", bound="Distribution")
 
 def _require_number(field: str, value: Any) -> None:
     """Reject bools, strings and non-finite numbers, which W&B rejects or samples as NaN."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not isinstance(value, (int, float)) or finite_number(value) is None:
         raise ValueError(f"{field}: must be a finite number, got {value!r}; write e.g. 0.5")
 
 

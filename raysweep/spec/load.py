@@ -28,6 +28,7 @@ from raysweep.spec.tree import leaves
 from raysweep.spec.distributions import Distribution
 from raysweep.errors import SweepConfigError, Violation
 from raysweep.spec.parameters import ParamTree, parse_parameters
+from raysweep.spec.sections import Hyperband, Metric
 from raysweep.spec.macros import ENVVAR_MACRO, KNOWN_MACROS
 from raysweep.spec.violations import Report, check_string, plain_copy, suggest
 
@@ -52,33 +53,6 @@ class MissingProgramWarning(UserWarning):
 
 class LogUniformExponentWarning(UserWarning):
     """A v1 ``log_uniform``-style parameter takes natural-log exponents, not values (W&B flags it too)."""
-
-
-@dataclass(frozen=True)
-class Metric:
-    """`metric:` — what the sweep optimises, with W&B's defaults."""
-
-    name: str
-    goal: str = "minimize"
-    target: float | None = None
-    impute: str = "worst"
-    impute_while_running: str = "false"
-
-    @property
-    def mode(self) -> Literal["min", "max"]:
-        """Ray Tune's name for ``goal``."""
-        return "max" if self.goal == "maximize" else "min"
-
-
-@dataclass(frozen=True)
-class Hyperband:
-    """`early_terminate: {type: hyperband}`. When ``max_iter`` is set it wins over ``min_iter`` (as in W&B)."""
-
-    min_iter: int | None
-    max_iter: int | None
-    s: int | None
-    eta: float = 3
-    strict: bool = True
 
 
 T = TypeVar("T")

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from raysweep.spec.distributions import Categorical, Constant, Distribution, IntUniform, QUniform
+from raysweep.spec.sections import Hyperband, Metric, defaults
 from raysweep.spec.macros import ENVVAR_MACRO, KNOWN_MACROS, unknown_macros
 from raysweep.spec.violations import (
     Report, as_integer, check_choice, check_string, coerce_fields, is_number, suggest, unknown_keys,
@@ -92,7 +93,7 @@ def check_metric(report: Report, metric: object) -> dict[str, Any] | None:
     allowed = ("name", "goal", "target", "impute", "impute_while_running")
     unknown_keys(report, "metric", metric, allowed, "metric")
     metric = coerce_fields(report, "metric", metric, ["target"])
-    out = {"goal": "minimize", "target": None, "impute": "worst", "impute_while_running": "false", **metric}
+    out = {**defaults(Metric), **metric}
     ok = _metric_name(report, metric.get("name"))
     ok &= check_choice(report, "metric.goal", out["goal"], ("minimize", "maximize"))
     ok &= check_choice(report, "metric.impute", out["impute"], ("latest", "best", "worst"))
@@ -124,7 +125,7 @@ def check_early_terminate(report: Report, stop: object) -> dict[str, Any] | None
     stop = _known_stop_keys(report, stop)
     stop = coerce_fields(report, path, stop, ("min_iter", "max_iter", "s", "eta"))
     check_choice(report, f"{path}.type", stop.get("type"), ("hyperband",))
-    out = {"min_iter": None, "max_iter": None, "s": None, "eta": 3, "strict": True}
+    out = defaults(Hyperband)
     out.update({k: v for k, v in stop.items() if k in out})
     out["min_iter"], out["max_iter"] = _iterations(report, path, stop)
     if "s" in stop and (not isinstance(stop["s"], int) or isinstance(stop["s"], bool)):

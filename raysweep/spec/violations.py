@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raysweep.errors import Violation
+from raysweep.values import finite_number
 
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 # What PyYAML (YAML 1.1) leaves as a string but a reader means as a number: `1e-5`, `1.0e5`, quoted "0.1".
@@ -123,12 +124,7 @@ def coerce_fields(report: Report, path: str, mapping: dict[Any, Any], keys: Iter
 
 def is_number(value: object) -> bool:
     """A finite int or float (not a bool) within float range: W&B's schema number, minus inf/NaN."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int beyond ±1.8e308, which every formula turns into a float
-        return False
+    return isinstance(value, (int, float)) and finite_number(value) is not None
 
 
 def as_integer(value: object) -> int | None:

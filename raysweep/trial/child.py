@@ -43,6 +43,8 @@ from raysweep.trial.capture import RESULT_FD_ENV, Reporter
 from raysweep.errors import ProgramError
 
 TAIL_LINES = 20
+#: Seconds between SIGTERM and SIGKILL when a run is stopped (`raysweep run --kill-grace`).
+KILL_GRACE = 30.0
 
 # The reaper: stdlib only and run with -I, so it starts fast and ignores the user's PYTHON* settings.
 # argv: lifeline fd, result fd, kill grace, command...  It writes {"exit": status} to the result pipe.

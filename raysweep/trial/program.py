@@ -37,7 +37,7 @@ import yaml
 
 from raysweep.trial.capture import Reporter, ReportFn
 from raysweep.values import plain
-from raysweep.trial.child import run_child
+from raysweep.trial.child import KILL_GRACE, run_child
 from raysweep.trial.echo import sender
 from raysweep.errors import ProgramError
 from raysweep.names import run_id_for
@@ -239,7 +239,7 @@ def _node_id() -> str | None:
     return None
 
 
-def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str], kill_grace: float = 30.0, *,
+def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str], kill_grace: float = KILL_GRACE, *,
                       runs_dir: str | os.PathLike[str] | None = None, run_timeout: float | None = None,
                       echo_to: Any = None, wandb_dir: str | None = None,
                       report: ReportFn | None = None) -> Callable[[dict[str, Any]], None]:
