@@ -120,7 +120,7 @@ def _make_trainable(spec: SweepSpec, log: RunLog, train_fn: TrainFn | None,
 def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
            settings: Settings, budget: int | None, searcher: search.SweepSearcher,
            experiment: tuple[str, str], stopper: stopping.TargetStopper | None,
-           shown: progress.Display | None) -> tune.Tuner:
+           shown: progress.Display | None, programs: bool = False) -> tune.Tuner:
     """A new Tuner for the sweep, recording into `log`.
 
     The scheduler object is shared with the callbacks: Ray hands schedulers a
@@ -130,7 +130,7 @@ def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
     resources = settings.resources
     scheduler = stopping.make_scheduler(spec)
     rung_of = scheduler.stopped_at_rung if scheduler is not None else None
-    callbacks: list[tune.Callback] = [RetryOnlyLostRuns(), RunLogCallback(log, rung_of)]
+    callbacks: list[tune.Callback] = [RetryOnlyLostRuns(), RunLogCallback(log, rung_of, programs=programs)]
     if shown is not None:
         callbacks.append(progress.ProgressCallback(shown, log, scheduler))
     tune_config = tune.TuneConfig(
@@ -232,11 +232,11 @@ def run(
     programs = trainable is None and train_fn is None
     with echo.streamed_output(log) if settings.verbose and programs else contextlib.nullcontext() as sink:
         trainable = errors_are_final(trainable or _make_trainable(spec, log, train_fn, settings, sink))
-        return _sweep(spec, log, trainable, settings)
+        return _sweep(spec, log, trainable, settings, programs)
 
 
 def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
-           settings: Settings) -> SweepResult:
+           settings: Settings, programs: bool = False) -> SweepResult:
     """Run the sweep's next runs: those a stopped driver cut off, then new ones, up to the budget.
 
     The run log is the record a later driver (a resume, the next agent)
@@ -260,7 +260,7 @@ def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
     experiment = experiment_location(log.path, settings.storage)
     stopper = stopping.make_stopper(spec)  # asked after the sweep whether it ended the sweep
     with progress.display(spec, log, budget) if settings.progress else contextlib.nullcontext() as shown:
-        tuner = _tuner(spec, log, trainable, settings, budget, searcher, experiment, stopper, shown)
+        tuner = _tuner(spec, log, trainable, settings, budget, searcher, experiment, stopper, shown, programs)
         state = _fit(tuner, log, stopper)
     return SweepResult(log.path, spec, state, load(log.path))
 

@@ -78,19 +78,22 @@ class RunLogCallback(tune.Callback):
     """
 
     def __init__(self, log: RunLog,
-                 stopped_at_rung: Callable[[str], int | None] | None = None) -> None:
+                 stopped_at_rung: Callable[[str], int | None] | None = None, *, programs: bool = False) -> None:
         self.path, self.sweep_id = log.path, log.sweep_id
         self.stopped_at_rung = stopped_at_rung
+        #: Runs are the sweep's program: one that finishes without an error exited 0, as W&B records.
+        self.programs = programs
         self._log: RunLog | None = log
         self._attempts: dict[str, _Attempt] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path, "sweep_id": self.sweep_id,
-                "stopped_at_rung": self.stopped_at_rung}
+                "stopped_at_rung": self.stopped_at_rung, "programs": self.programs}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path, self.sweep_id = state["path"], state["sweep_id"]
         self.stopped_at_rung = state["stopped_at_rung"]
+        self.programs = state.get("programs", False)
         self._log, self._attempts = None, {}
 
     @property
@@ -137,8 +140,8 @@ class RunLogCallback(tune.Callback):
             self.log.end_run(attempt.run_id, "killed", stopped_at_rung=attempt.rung,
                              early_stopped=True)
         else:
-            self.log.end_run(attempt.run_id, _failed_or(attempt.exit_code, "finished"),
-                             exit_code=attempt.exit_code)
+            exit_code = 0 if attempt.exit_code is None and self.programs else attempt.exit_code
+            self.log.end_run(attempt.run_id, _failed_or(exit_code, "finished"), exit_code=exit_code)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial,
                        **info: Any) -> None:

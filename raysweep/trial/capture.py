@@ -19,21 +19,36 @@ access, ``update``, ``setdefaults``, ``keys``/``items``/``as_dict``/``get``),
 ``log(data, step=, commit=)`` with W&B's step and commit rules, ``summary``
 (item/attribute set, ``update``), ``define_metric`` (accepted; it only shapes
 W&B's charts, the summary keeps each key's last value), ``finish``, ``run``,
-``termlog``/``termwarn``/``termerror``.  No-ops: `NOOPS` (``watch``, ``save``,
-``alert``, ``login``, artifacts...) and the media/table classes in `PLACEHOLDERS`,
-whose objects are dropped from logged rows.  Nothing here opens a socket.
+``termlog``/``termwarn``/``termerror``, and the `Run` attributes scripts read (``url``,
+``get_sweep_url()``... return None, as W&B's do offline).  No-ops: `NOOPS` (``watch``,
+``save``, ``alert``, ``login``, artifacts...) and the media/table classes in `PLACEHOLDERS`,
+whose objects are dropped from logged rows.  README.md lists every name of wandb 0.31's API.
+
+Side runs: a process the program forked or spawned (W&B's cross-validation pattern), or
+an ``init`` after the script removed the agent's ``WANDB_RUN_ID``, is a run of its own
+under W&B, not the sweep run.  Its ``init`` starts a side run whose config, history and
+summary go to files under ``RAYSWEEP_SIDE_RUNS`` (``runs/<id>/side-runs/<name>/``),
+never into the sweep run's pipe; the pipe only carries what the process that opened
+it sends, so a forked child cannot add rows to the sweep run either.
+
+An uncaught exception in the program finishes the run (exit code 1) at once and, should
+the interpreter then hang on workers that never end (a process blocked on a queue), exits
+after `EXIT_GRACE` seconds.  Nothing here opens a socket.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import random
+import re
 import stat
 import string
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Union
@@ -44,15 +59,29 @@ from raysweep.values import Dropped, plain
 
 #: Environment variable holding the descriptor of the pipe to the trial (program mode).
 RESULT_FD_ENV = "RAYSWEEP_RESULT_FD"
+#: Environment variable naming the folder where side runs are written (program mode).
+SIDE_RUNS_ENV = "RAYSWEEP_SIDE_RUNS"
+#: Seconds an uncaught exception leaves the interpreter to exit before it is made to.
+EXIT_GRACE = 5.0
+__version__ = "0.31.0"  # the wandb API this stands in for
 NOOPS = frozenset({
     "watch", "unwatch", "save", "restore", "alert", "login", "setup", "teardown", "log_artifact",
     "use_artifact", "link_artifact", "upsert_artifact", "finish_artifact", "log_model", "use_model",
-    "link_model", "log_code", "mark_preempting", "require", "tensorboard",
+    "link_model", "log_code", "mark_preempting", "require", "tensorboard", "termsetup", "plot_table",
+    "write_logs", "pin_config_keys",
 })
 PLACEHOLDERS = frozenset({
     "Table", "Image", "Histogram", "Artifact", "Audio", "Video", "Html", "Object3D", "Molecule",
-    "Plotly", "Graph", "Settings", "AlertLevel", "plot",
+    "Plotly", "Graph", "AlertLevel", "plot", "EvalTable", "box3d", "ArtifactTTL",
 })
+#: Names of wandb's API that need W&B's servers or agent: a clear error, not a silent stand-in.
+UNSUPPORTED = {
+    "Api": "the public API reads W&B's servers; read raysweep's run log instead (raysweep.load)",
+    "sweep": "create the sweep with `raysweep sweep FILE` or raysweep.sweep(config)",
+    "agent": "run it with `raysweep agent ID` or raysweep.agent(id, function=train)",
+    "controller": "raysweep's driver is the controller; run `raysweep run FILE`",
+    "status": "run status is polled from W&B's servers; raysweep's run log has each run's state",
+}
 ReportFn = Callable[..., None]  # raysweep.trial.session.report_row(row, *, summary=None)
 
 
@@ -85,6 +114,24 @@ class _Placeholder(Dropped):
 
 
 _PLACEHOLDER_TYPES = {name: type(name, (_Placeholder,), {}) for name in PLACEHOLDERS}
+
+
+class Settings:
+    """``wandb.Settings(...)``: keeps what it is given, for ``run.settings``; unset fields read None."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return None
+
+    def update(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        self.__dict__.update({**(values or {}), **kwargs})
+
+    def model_copy(self, *_args: Any, **_kwargs: Any) -> Settings:
+        return Settings(**self.__dict__)
 
 
 def termlog(message: str = "", *, prefix: str = "") -> None:
@@ -143,6 +190,7 @@ class PipeChannel:
     def __init__(self, fd: int) -> None:
         self._file = open(fd, "wb", closefd=False)  # noqa: SIM115 - lives as long as the process
         self._lock = threading.Lock()
+        self._pid = os.getpid()  # a forked child inherits this object, not the right to write
 
     def row(self, row: dict[str, Any]) -> None:
         self._send({"row": row})
@@ -154,6 +202,8 @@ class PipeChannel:
         """Nothing to do: each message is flushed when sent."""
 
     def _send(self, message: dict[str, Any]) -> None:
+        if os.getpid() != self._pid:
+            return  # a forked child: its rows are not the sweep run's (its own `init` makes a side run)
         line = json.dumps(message, default=str).encode() + b"\n"
         with self._lock:
             try:
@@ -163,7 +213,66 @@ class PipeChannel:
                 pass  # the trial is gone; raysweep's reaper is ending this process
 
 
-Channel = Union["Reporter", "PipeChannel"]  # where committed rows and summary updates go
+class SideRunChannel:
+    """A side run's files, named as a run's in the run log: config.yaml, wandb-history.jsonl
+    (a row a line, appended), wandb-summary.json, wandb-metadata.json.
+
+    JSON and YAML files are replaced whole (write, then rename), so a reader never sees half of one.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.started = time.time()
+        self._summary: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def row(self, row: dict[str, Any]) -> None:
+        now = time.time()
+        row = {**row, "_runtime": now - self.started, "_timestamp": now}
+        line = json.dumps(row, default=str) + "\n"
+        with self._lock, open(self.folder / "wandb-history.jsonl", "a", encoding="utf-8") as history:
+            history.write(line)
+        self._summary.update(row)
+
+    def summary(self, values: dict[str, Any]) -> None:
+        self._summary.update(values)
+
+    def close(self) -> None:
+        self._replace("wandb-summary.json", json.dumps(self._summary, default=str))
+
+    def start(self, run: Run, state: str) -> None:
+        """Write the run's config (W&B's config.yaml form) and who it is."""
+        config = {"wandb_version": 1, **{k: {"desc": None, "value": v} for k, v in run.config.items()}}
+        self._replace("config.yaml", yaml.safe_dump(config, sort_keys=False))
+        meta = {"name": run.name, "group": run.group, "job_type": run.job_type, "pid": os.getpid(),
+                "startedAt": self.started, "state": state}
+        self._replace("wandb-metadata.json", json.dumps(meta, default=str))
+
+    def _replace(self, name: str, text: str) -> None:
+        partial = self.folder / f".{name}.{os.getpid()}.tmp"
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, self.folder / name)
+
+
+def _side_run_folder(name: str) -> Path | None:
+    """A new folder for side run `name` under ``RAYSWEEP_SIDE_RUNS`` (``name-2``... if taken)."""
+    base = os.environ.get(SIDE_RUNS_ENV)
+    if not base:
+        return None
+    stem = re.sub(r"[^A-Za-z0-9_.=-]", "_", name)[:100].lstrip(".") or "run"
+    for number in range(1, 1000):
+        folder = Path(base, stem if number == 1 else f"{stem}-{number}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+    return None
+
+
+Channel = Union["Reporter", "PipeChannel", "SideRunChannel"]  # where committed rows and summary updates go
 
 
 def _channel_from_environment() -> Channel:
@@ -337,9 +446,20 @@ class _Capture:
         self.channel = channel
         self.sweep = sweep
         self.run_id = run_id
+        self.pid = os.getpid()
+        #: The run id the agent gave the sweep run (program mode); a run without it is a side run.
+        self.agent_run_id = os.environ.get("WANDB_RUN_ID") if isinstance(channel, PipeChannel) else None
         self.step = 0
         self.pending: dict[str, Any] = {}
         self.lock = threading.RLock()
+
+    def owns(self, requested_id: str | None) -> bool:
+        """Whether an ``init`` asking for run `requested_id` here starts (or resumes) the sweep run."""
+        if os.getpid() != self.pid:
+            return False  # a forked worker
+        if isinstance(self.channel, PipeChannel):
+            return requested_id == self.agent_run_id  # the script removed the agent's WANDB_RUN_ID
+        return SIDE_RUNS_ENV not in os.environ  # a spawned worker of a program (its pipe stays with it)
 
     def sweep_values(self) -> dict[str, Any]:
         """The sweep's values: given in-process, else the agent's file at WANDB_SWEEP_PARAM_PATH."""
@@ -385,22 +505,63 @@ class Run:
         self._capture = capture
         self.config = config
         self.summary = Summary(capture.channel)
-        self.id: str = (capture.run_id or os.environ.get("WANDB_RUN_ID") or settings.get("id")
+        self.id: str = (capture.run_id or settings.get("id") or os.environ.get("WANDB_RUN_ID")
                         or "".join(random.choices(string.ascii_lowercase + string.digits, k=8)))
         self.name: str = settings.get("name") or os.environ.get("WANDB_NAME") or self.id
-        self.project: str | None = settings.get("project") or os.environ.get("WANDB_PROJECT")
+        self.project: str = settings.get("project") or os.environ.get("WANDB_PROJECT") or "uncategorized"
         self.entity: str | None = settings.get("entity") or os.environ.get("WANDB_ENTITY")
         self.group, self.job_type = settings.get("group"), settings.get("job_type")
         self.notes, self.tags = settings.get("notes"), tuple(settings.get("tags") or ())
         self.sweep_id: str | None = os.environ.get("WANDB_SWEEP_ID")
-        self.url: str | None = None
+        given = settings.get("settings")
+        self.settings = given if isinstance(given, Settings) else Settings(**dict(given or {}))
+        self.start_time = time.time()
+        self.starting_step = 0
+        self.resumed = False
+        self.offline, self.disabled = True, False
         self._finished = False
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         if name in NOOPS:
             return _noop
+        if name in UNSUPPORTED:
+            raise AttributeError(f"Run.{name} is not available under raysweep: {UNSUPPORTED[name]}")
         raise AttributeError(f"raysweep's wandb stand-in has no Run.{name}; supported: log, config, summary, "
                              f"define_metric, finish, and the no-ops {', '.join(sorted(NOOPS))}")
+
+    # W&B offline has no URLs: these return None, as W&B's do offline (scripts print or format them).
+    url = sweep_url = project_url = None
+
+    def get_url(self) -> str | None:
+        return None
+
+    def get_sweep_url(self) -> str | None:
+        return None
+
+    def get_project_url(self) -> str | None:
+        return None
+
+    def project_name(self) -> str:
+        return self.project
+
+    @property
+    def path(self) -> str:
+        """``entity/project/run_id``, as W&B writes it."""
+        return "/".join([self.entity or "", self.project, self.id])
+
+    @property
+    def config_static(self) -> Config:
+        return self.config
+
+    @property
+    def sync_dir(self) -> str:
+        return str(Path(self.dir).parent)
+
+    def display(self, *_args: Any, **_kwargs: Any) -> bool:
+        return False
+
+    def to_html(self, *_args: Any, **_kwargs: Any) -> str:
+        return ""
 
     def __enter__(self) -> Run:
         return self
@@ -435,6 +596,8 @@ class Run:
         if self._finished:
             return
         self._capture.commit(self.summary)
+        if isinstance(self._capture.channel, SideRunChannel):
+            self._capture.channel.start(self, "finished" if not exit_code else "failed")
         self._capture.channel.close()
         self._finished = True
         if globals().get("run") is self:
@@ -456,22 +619,50 @@ def _start(capture: _Capture) -> None:
 
 
 def init(config: Any = None, *, config_exclude_keys: Any = None, config_include_keys: Any = None,
-         **settings: Any) -> Run:
+         reinit: bool | str | None = None, **settings: Any) -> Run:
     """Start the run: defaults from config-defaults.yaml, then `config`, then the sweep's values, locked.
 
-    Other keyword arguments (project, entity, name, mode, reinit, ...) are
-    accepted; a second call while a run is active returns it, as W&B does in scripts.
+    Other keyword arguments (project, entity, name, mode, settings, resume, ...) are accepted.
+    A second call while this process's run is active returns it, unless ``reinit`` is
+    True or ``"finish_previous"`` (the run is finished, the next continues its history:
+    a trial is one W&B run) or ``"create_new"`` (a side run).  A run that is not the
+    sweep run (see the module docstring) is a side run.
     """
-    if run is not None:
+    requested = os.environ.get("WANDB_RUN_ID") or settings.get("id")
+    mine = run is not None and run._capture.pid == os.getpid()
+    if reinit == "create_new" or not _capture.owns(requested):
+        return _start_side_run(config, config_include_keys, config_exclude_keys, settings)
+    if mine and run is not None and reinit in (True, "finish_previous"):
+        run.finish()
+    elif mine and run is not None:
         return run
+    started = Run(_capture, _initial_config(config, config_include_keys, config_exclude_keys, _capture), **settings)
+    _set_globals(run=started, config=started.config, summary=started.summary)
+    return started
+
+
+def _initial_config(config: Any, include: Any, exclude: Any, capture: _Capture) -> Config:
+    """config-defaults.yaml, then the script's `config`, then the sweep's values (locked), as W&B."""
     values = Config()
     if Path("config-defaults.yaml").is_file():
         values.update(read_config_file("config-defaults.yaml"))
-    values._update(_parse_config(config or {}, config_include_keys, config_exclude_keys),
-                   allow_val_change=True, ignore_locked=True)
-    values._merge_locked(_capture.sweep_values(), user="sweep")
-    started = Run(_capture, values, **settings)
-    _set_globals(run=started, config=values, summary=started.summary)
+    values._update(_parse_config(config or {}, include, exclude), allow_val_change=True, ignore_locked=True)
+    values._merge_locked(capture.sweep_values(), user="sweep")
+    return values
+
+
+def _start_side_run(config: Any, include: Any, exclude: Any, settings: dict[str, Any]) -> Run:
+    """A run of its own (a cross-validation fold...): written under RAYSWEEP_SIDE_RUNS, never the sweep's."""
+    name = settings.get("name") or "-".join(filter(None, [settings.get("job_type"), str(os.getpid())]))
+    folder = _side_run_folder(str(name))
+    channel: Channel = SideRunChannel(folder) if folder else Reporter(_noop)
+    if folder is None:
+        termwarn(f"run {name!r} is not the sweep run and has no side-run folder here; its values are dropped")
+    capture = _Capture(channel, {}, None)
+    started = Run(capture, _initial_config(config, include, exclude, capture), **settings)
+    if isinstance(channel, SideRunChannel):
+        channel.start(started, "running")
+    _set_globals(run=started, config=started.config, summary=started.summary)
     return started
 
 
@@ -516,6 +707,8 @@ def __getattr__(name: str) -> Any:
     """W&B's no-op calls and placeholder classes; a clear error for the rest of its API."""
     if name in NOOPS:
         return _noop
+    if name in UNSUPPORTED:
+        raise AttributeError(f"wandb.{name} is not available under raysweep: {UNSUPPORTED[name]}")
     if name in _PLACEHOLDER_TYPES:
         return _PLACEHOLDER_TYPES[name] if name != "plot" else _PLACEHOLDER_TYPES[name]()
     raise AttributeError(f"raysweep's wandb stand-in has no wandb.{name} (it captures init, config, log, "
@@ -528,9 +721,34 @@ def _finish_at_exit() -> None:
         run.finish()
 
 
+def _exit_on_uncaught(previous: Callable[..., Any]) -> Callable[..., None]:
+    """An excepthook: the traceback as before, the run finished (exit code 1), and an exit for sure.
+
+    A script whose main thread raises while workers it started block on a queue would
+    otherwise never exit (the interpreter joins them), and its trial would hang.
+    """
+
+    def hook(*exc_info: Any) -> None:
+        previous(*exc_info)
+        if run is not None and os.getpid() == _capture.pid:
+            with contextlib.suppress(Exception):
+                run.finish(exit_code=1)
+        threading.Thread(target=_exit_later, daemon=True).start()
+
+    return hook
+
+
+def _exit_later() -> None:
+    """Leave the interpreter `EXIT_GRACE` seconds to exit on its own, then end the process."""
+    time.sleep(EXIT_GRACE)
+    sys.stderr.flush()
+    os._exit(1)
+
+
 run: Run | None = None
 config = Config()
 _capture = _Capture(_channel_from_environment(), None, None)
 summary = Summary(_capture.channel)
 if isinstance(_capture.channel, PipeChannel):
     atexit.register(_finish_at_exit)
+    sys.excepthook = _exit_on_uncaught(sys.excepthook)

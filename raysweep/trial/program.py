@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from raysweep.trial.capture import Reporter, ReportFn
+from raysweep.trial.capture import SIDE_RUNS_ENV, Reporter, ReportFn
 from raysweep.values import plain
 from raysweep.trial.child import KILL_GRACE, run_child
 from raysweep.trial.echo import sender
@@ -265,6 +265,14 @@ def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str
     return trainable
 
 
+def side_runs_folder(launch: _Launch, run_id: str, remote: bool) -> str:
+    """Where the program's side runs (`raysweep.trial.capture`) go: ``runs/<id>/side-runs`` in the
+    run log, or, for a run on another node, next to the agent's files on that node."""
+    if launch.runs_dir and not remote:
+        return str(Path(launch.runs_dir, run_id, "side-runs"))
+    return os.path.join(launch.wandb_dir, "wandb", f"sweep-{launch.sweep_id}", f"side-runs-{run_id}")
+
+
 def _run_trial(launch: _Launch, config: dict[str, Any]) -> None:
     """One trial: write the agent's files, run the program, report its rows, raise if it failed."""
     from ray import tune
@@ -280,6 +288,7 @@ def _run_trial(launch: _Launch, config: dict[str, Any]) -> None:
                             environ=env, **ids)
     report = launch.report or report_row
     remote = launch.runs_dir is not None and launch.driver_node not in (None, _node_id())
+    env[SIDE_RUNS_ENV] = side_runs_folder(launch, run_id, remote)
     courier = Courier(report) if remote else None
     output = Path(launch.runs_dir, run_id, "output.log") if launch.runs_dir and not remote else courier
     echo = sender(launch.echo_to, run_id) if launch.echo_to is not None else None

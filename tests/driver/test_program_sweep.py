@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import raysweep
 from raysweep.spec.load import load_spec
@@ -139,3 +140,49 @@ def test_failing_programs_are_recorded_and_the_sweep_completes(ray_session: None
         block = _failure_block(shown.stdout, names[mode])
         assert block[0] == f"{names[mode]} ({header})"
         assert block[-1].strip() == tail
+
+
+def test_cross_validation_folds_are_side_runs_and_the_sweep_run_logs_their_mean(
+        ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """W&B's cross-validation example: 5 fold workers started before the sweep run's `wandb.init`,
+    each a run of its own; only the mean reaches the sweep run (history, summary, Hyperband)."""
+    from raysweep import cli
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    sweep = tmp_path / "cv.yaml"
+    sweep.write_text(json.dumps({
+        "method": "random", "program": str(PROGRAMS / "cross_validation.py"),
+        "command": ["${env}", "${interpreter}", "${program}", f"--pid_dir={pids}", "${args}"],
+        "metric": {"name": "val_accuracy", "goal": "maximize"},
+        "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2},
+        "parameters": {"lr": {"min": 0.01, "max": 0.1}}}))
+    assert cli.main(["run", str(sweep), "--count", "3", "--out", str(tmp_path / "out")]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    [log] = (tmp_path / "out").iterdir()
+    runs = raysweep.load(log)
+    sweep_id = json.loads((log / "sweep.json").read_text())["id"]
+    assert len(runs) == 3 and set(runs["state"]) == {"finished"}
+    for record in runs.to_dict("records"):
+        run_id = record["id"]
+        folder = log / "runs" / run_id
+        meta = json.loads((folder / "wandb-metadata.json").read_text())
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        folds = sorted((folder / "side-runs").iterdir())
+        assert [f.name for f in folds] == [f"{run_id}-{k}" for k in range(5)] and meta["exit_code"] == 0
+        values = []
+        for k, fold in enumerate(folds):
+            [row] = [json.loads(line) for line in (fold / "wandb-history.jsonl").read_text().splitlines()]
+            summary = json.loads((fold / "wandb-summary.json").read_text())
+            side_meta = json.loads((fold / "wandb-metadata.json").read_text())
+            assert row["fold"] == k and summary["val_accuracy"] == row["val_accuracy"]
+            assert (side_meta["group"], side_meta["job_type"], side_meta["state"]) == (sweep_id, run_id, "finished")
+            assert yaml.safe_load((fold / "config.yaml").read_text())["lr"] == config["lr"]
+            values.append(row["val_accuracy"])
+        history = _history(log, run_id)
+        summary = json.loads((folder / "wandb-summary.json").read_text())
+        assert [sorted(k for k in r if not k.startswith("_")) for r in history] == [["val_accuracy"]]
+        assert summary["val_accuracy"] == pytest.approx(sum(values) / 5) == history[0]["val_accuracy"]
+        assert (record["summary.val_accuracy"], record["exit_code"]) == (summary["val_accuracy"], 0)
+    started = [int(p.name.split("-")[1]) for p in pids.iterdir()]
+    assert len(started) == 3 * 6 and all(_is_gone(pid) for pid in started)

@@ -169,7 +169,7 @@ def test_noops_and_placeholders_do_nothing(in_process: list[Any], tmp_path: Path
     assert capture.Artifact("name", type="model").add_file("x") is None
     assert run.define_metric("val_loss", summary="min") is None and capture.define_metric("acc") is None
     assert Path(run.dir).is_dir() and Path(run.dir).is_relative_to(tmp_path)
-    with pytest.raises(AttributeError, match="never contacted"):
+    with pytest.raises(AttributeError, match="wandb.Api is not available under raysweep: .*raysweep.load"):
         _ = capture.Api
     with pytest.raises(AttributeError, match="no Run.history"):
         _ = run.history
@@ -244,3 +244,71 @@ print(wandb.__name__, "ray" in sys.modules, "raysweep" in sys.modules)
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["raysweep.trial.capture", "False", "False"]
+
+
+# --- W&B's run API, name by name: the README's table against wandb 0.31 and against the stand-in ------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def api_table() -> dict[str, str]:
+    """name (``wandb.x`` / ``Run.x``) -> supported / no-op / error, from the README's table."""
+    text = README.read_text().split("### W&B's run API, name by name", 1)[1].split("\n## ", 1)[0]
+    table: dict[str, str] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[1] in ("supported", "no-op", "error"):
+            for name in cells[0].split(", "):
+                table[name.strip("`").removesuffix("()")] = cells[1]
+    return table
+
+
+def test_the_api_table_names_every_public_name_of_wandb_0_31() -> None:
+    names = run_reference("""
+        import json, warnings
+        warnings.simplefilter("ignore")
+        import wandb
+        from wandb.sdk.wandb_run import Run
+        print(json.dumps([f"wandb.{n}" for n in wandb.__all__]
+                         + [f"Run.{n}" for n in dir(Run) if not n.startswith("_")]))
+    """)
+    assert set(names) - set(api_table()) == set()
+
+
+def test_the_stand_in_does_what_the_api_table_says(in_process: list[Any]) -> None:
+    run = capture.init(settings=capture.Settings(run_name="x"))
+    for name, kind in api_table().items():
+        owner, attr = name.split(".", 1)
+        target: Any = capture if owner == "wandb" else run
+        if kind == "error":
+            with pytest.raises(AttributeError, match="not available under raysweep"):
+                getattr(target, attr)
+            continue
+        value = getattr(target, attr)
+        if isinstance(value, capture._Placeholder):
+            assert kind == "no-op" and value.anything() is None, name  # wandb.plot: a module in W&B
+        elif kind == "no-op":
+            assert callable(value), name
+            assert value() in (None, False, "") or isinstance(value(), capture._Placeholder), name
+        else:
+            assert value is not capture._noop and not isinstance(value, capture._Placeholder), name
+    assert (run.get_sweep_url(), run.get_project_url(), run.get_url(), run.url) == (None, None, None, None)
+    assert run.path == f"/uncategorized/{run.id}" and run.project_name() == "uncategorized"
+    assert run.settings.run_name == "x" and run.resumed is False and run.start_time > 0
+    run.name, run.notes, run.tags = "n", "notes", ["a"]
+    assert (run.name, run.notes, run.tags) == ("n", "notes", ["a"])
+    capture.join()
+    assert capture.run is None
+
+
+def test_init_takes_an_argparse_namespace_and_reinit_finishes_the_previous_run(in_process: list[Any]) -> None:
+    import argparse
+
+    first = capture.init(config=argparse.Namespace(lr=0.1, layers=2))
+    assert dict(capture.config) == {"lr": 0.1, "layers": 2}
+    capture.log({"a": 1})
+    second = capture.init(reinit=True)
+    assert second is not first and first._finished and capture.run is second
+    capture.log({"a": 2})
+    capture.finish()
+    assert [row["_step"] for row, _ in in_process if row] == [0, 1]

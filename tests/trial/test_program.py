@@ -461,3 +461,38 @@ def test_ray_stopped_trial_leaves_no_process(reuse_actors: bool, ray_session: No
     pids = _pids(pidfile)
     assert len(pids) == 1
     assert _wait_for(lambda: not _alive(pids[0]), timeout=5)  # SIGTERM is ignored: SIGKILL after 1 s grace
+
+
+# --- scripts that start processes of their own ------------------------------------------------------
+
+
+def test_an_exception_while_workers_block_ends_the_program(tmp_path: Path) -> None:
+    """The traceback, the logged rows (the pending one too), exit code 1: no hang on the blocked worker."""
+    started = time.monotonic()
+    ended, reported = _launch(tmp_path, "workers.py", {"mode": "raise_with_blocked_worker"}, timeout=60)
+    assert ended.timed_out is None and ended.status == 1
+    assert time.monotonic() - started < 30
+    assert [row for row, _ in reported] == [{"loss": 1.0, "_step": 0}, {"loss": 0.5, "_step": 1}]
+    assert any("the script fails while its worker waits" in line for line in ended.tail)
+
+
+def test_a_forked_child_without_init_does_not_touch_the_sweep_run(tmp_path: Path) -> None:
+    ended, reported = _launch(tmp_path, "workers.py", {"mode": "fork_without_init"})
+    ended.check()
+    # The parent's pending row (loss 0.5) is updated by its next log, as W&B does; the child adds nothing.
+    assert [row for row, _ in reported] == [{"loss": 1.0, "_step": 0}, {"loss": 0.25, "_step": 1}]
+    assert all(summary is None for _, summary in reported)
+
+
+def test_runs_started_after_removing_the_agents_variables_are_side_runs(tmp_path: Path) -> None:
+    side = tmp_path / "side-runs"
+    ended, reported = _launch(tmp_path, "workers.py", {"mode": "sequential_folds"},
+                              base_env={"RAYSWEEP_SIDE_RUNS": str(side)})
+    ended.check()
+    assert [row for row, _ in reported] == [{"val_accuracy": 1.5, "_step": 0}]
+    assert sorted(p.name for p in side.iterdir()) == ["fold-0", "fold-1"]
+    for fold in (0, 1):
+        [row] = [json.loads(line) for line in (side / f"fold-{fold}" / "wandb-history.jsonl").read_text().splitlines()]
+        assert row["val_accuracy"] == fold + 1.0
+        assert json.loads((side / f"fold-{fold}" / "wandb-summary.json").read_text())["val_accuracy"] == fold + 1.0
+        assert "fold:\n  desc: null\n  value: %d" % fold in (side / f"fold-{fold}" / "config.yaml").read_text()
