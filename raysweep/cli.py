@@ -29,9 +29,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="run this Python function instead of the sweep's program")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="run-log directory (default: %(default)s)")
     parser.add_argument("--address", help="Ray cluster to join (auto, ray://host:10001, host:port)")
-    parser.add_argument("--cpus-per-trial", type=float, default=Resources.cpus_per_trial)
-    parser.add_argument("--gpus-per-trial", type=float, default=Resources.gpus_per_trial,
-                        help="fractions pack runs on one GPU: 0.25 runs four per GPU")
+    parser.add_argument("--cpus-per-trial", type=float,
+                        help=f"CPUs of each run (default: {Resources.cpus_per_trial:g}; a resume: the sweep's)")
+    parser.add_argument("--gpus-per-trial", type=float,
+                        help="fractions pack runs on one GPU: 0.25 runs four per GPU "
+                             f"(default: {Resources.gpus_per_trial:g}; a resume: the sweep's)")
     parser.add_argument("--max-concurrent", type=int, help="at most N runs at once")
     parser.add_argument("--seed", type=int, help="seed of the searcher's suggestions")
     parser.add_argument("--max-failures", type=int, default=Settings.max_failures,
@@ -132,12 +134,20 @@ def _import_function(target: str) -> Callable[..., Any]:
     return getattr(module, attr)
 
 
+def _resources(args: argparse.Namespace) -> Resources | None:
+    """The resources given on the command line; None when none is (a resume keeps the sweep's)."""
+    if args.cpus_per_trial is None and args.gpus_per_trial is None and args.max_concurrent is None:
+        return None
+    return Resources(Resources.cpus_per_trial if args.cpus_per_trial is None else args.cpus_per_trial,
+                     Resources.gpus_per_trial if args.gpus_per_trial is None else args.gpus_per_trial,
+                     args.max_concurrent)
+
+
 def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return dict(
-        count=args.count, address=args.address, out=args.out, seed=args.seed,
-        resources=Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent),
-        verbose=args.verbose, progress=not args.quiet, max_failures=args.max_failures, run_timeout=args.run_timeout,
-        kill_grace=args.kill_grace, storage=args.storage)
+        count=args.count, address=args.address, out=args.out, seed=args.seed, resources=_resources(args),
+        verbose=args.verbose, progress=not args.quiet, max_failures=args.max_failures,
+        run_timeout=args.run_timeout, kill_grace=args.kill_grace, storage=args.storage)
 
 
 def _print_table(runs: Any, spec: Any, top: int | None) -> None:
