@@ -474,3 +474,61 @@ def test_a_read_only_run_log_stops_the_sweep_with_a_clear_error(ray_session: Non
     stopped = check_runlog(path, complete=False)
     assert stopped.records and stopped.sweep["state"] == "running"  # sweep.json could not be written
     assert_all_gone(tmp_path / "pids")
+
+
+FILLER = '''
+import raysweep
+
+
+def train(config):
+    for step in range(20):  # about 10 kB of history per run
+        raysweep.log({"loss": config.x + 1.0 / (step + 1), **{f"metric_{i:02d}": step * i for i in range(30)}})
+'''
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real filesystem of 300 kB (a tmpfs), unmounted afterwards; skipped where mounting is not allowed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("a real full disk needs a tmpfs mount, which needs root; "
+                    "test_a_full_disk_stops_the_sweep_with_a_clear_error_and_resume_completes_it stands in")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); "
+                    "test_a_full_disk_stops_the_sweep_with_a_clear_error_and_resume_completes_it stands in")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "--lazy", str(disk)], check=False)
+
+
+@pytest.mark.integration
+def test_a_real_full_disk_stops_the_sweep_and_resume_completes_it(ray_session: None, tmp_path: Path,
+                                                                  small_disk: Path) -> None:
+    """The run log on a 300 kB tmpfs that fills up mid-sweep; Ray's own files elsewhere (--storage)."""
+    (tmp_path / "filler.py").write_text(FILLER)
+    grid = list(range(24))
+    (tmp_path / "fill.yaml").write_text(yaml.safe_dump({
+        "name": "fill", "method": "grid", "metric": {"name": "loss"}, "parameters": {"x": {"values": grid}}}))
+    child = driver(["run", "fill.yaml", "--function", "filler:train", "--out", str(small_disk),
+                    "--storage", str(tmp_path / "ray")], tmp_path)
+    out, err = child.communicate(timeout=300)
+    assert child.returncode == 2, out[-2000:] + err[-3000:]
+    assert err.startswith("raysweep run: error: cannot write run log file ") and "Traceback" not in err
+    assert "No space left on device (the disk is full" in err and "raysweep run --resume" in err
+    path = run_log(small_disk)
+    stopped = check_runlog(path, complete=False)  # every file written so far parses
+    assert 0 < len(stopped.records) < len(grid)
+    subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)  # space is freed
+    done = driver(["run", "--resume", str(path), "--function", "filler:train"], tmp_path)
+    _, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err[-3000:]
+    finished = check_runlog(path)
+    assert finished.sweep["state"] == "finished"
+    assert sorted(r["config"]["x"] for r in finished.records.values()) == grid
+    assert {r["state"] for r in finished.records.values()} == {"finished"}
+    for run_id, record in stopped.records.items():
+        assert finished.records[run_id] == record
