@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 LIVE_LINE = 100  # columns of an ended run's line above the live area
 PLAIN_LINE = 120  # columns of a plain line
 SUMMARY_EVERY_S = 30.0
-REFRESH_PER_S = 4
+REFRESH_PER_S = 2
 _IN_FLIGHT_ROWS = 8
 #: Run states as counted, in the order shown (W&B's states, early-stopped apart).
 STATES = ("finished", "early-stopped", "failed", "crashed", "killed")

@@ -90,6 +90,9 @@ def test_live_display_in_an_80_column_terminal(tmp_path: Path) -> None:
     assert "stdout line" not in text and "stderr line" not in text  # program output only with --verbose
     for run in runs:  # one line per ended run above the live area
         assert sum(f"] {run['name']} " in line for line in lines) == 1, text
+    header = next(i for i, line in enumerate(lines) if re.match(r" *run +state +loss +lr +runtime$", line))
+    rows = [line.split() for line in lines[header + 1:] if re.match(r" *\w+-\w+-\d+ ", line)]
+    assert [row[0] for row in rows][:1] == [best] and len(rows) == len(LRS)  # rich's table: best first
 
 
 def test_plain_lines_when_stdout_is_a_pipe(tmp_path: Path) -> None:
