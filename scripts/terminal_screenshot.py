@@ -50,15 +50,16 @@ def run_sweep(workdir: Path) -> list[bytes]:
 
 
 def mid_sweep(chunks: list[bytes]) -> pyte.Screen:
-    """The screen at the last moment that at least 2 runs were in flight and 3 had ended."""
-    shown, stream, best = pyte.Screen(COLUMNS, ROWS), None, None
+    """The screen at the last moment that 2 runs were in flight, 3 had ended and the live area was up to date."""
+    shown, best = pyte.Screen(COLUMNS, ROWS), None
     stream = pyte.ByteStream(shown)
     for chunk in chunks:
         stream.feed(chunk)
         text = "\n".join(shown.display)
         running = re.search(r"^running (\d+), finished", text, re.MULTILINE)
         ended = re.search(r" (\d+)/10 ", text)
-        if running and ended and int(running.group(1)) >= 2 and int(ended.group(1)) >= 3:
+        printed = len(re.findall(r"^\[\d+/10\] ", text, re.MULTILINE))  # the live area is redrawn after a line
+        if running and ended and int(running.group(1)) >= 2 and int(ended.group(1)) == printed >= 3:
             best = {y: dict(line) for y, line in shown.buffer.items()}
     if best is None:
         raise SystemExit("no moment with runs in flight was seen")

@@ -231,7 +231,7 @@ class LiveDisplay(Display):
     def _flights_table(self, board: Board) -> Table | Text:
         if not board.flights:
             return Text("")
-        nodes = len({f.node for f in board.flights.values()}) > 1
+        nodes = len({f.node for f in board.flights.values() if f.node}) > 1  # None: no result yet
         table = Table(box=None, show_edge=False, pad_edge=False, header_style="dim")
         table.add_column("running", no_wrap=True, overflow="ellipsis", max_width=28)
         if nodes:

@@ -92,6 +92,7 @@ def test_live_area_has_no_node_column_on_one_node_and_ended_lines_stop_at_100_co
     shown = board(planned=None)
     for flight in shown.flights.values():
         flight.node = "only"
+    shown.flights["new"] = Flight("just-started")  # no result yet, so no node known
     lines = render(shown, width=200)
     assert re.match(r"runs .* 8 ended ", lines[0]) and "runs/min" in lines[0] and "ETA" not in lines[0]
     assert "node" not in lines[3]
