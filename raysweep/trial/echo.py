@@ -10,8 +10,9 @@ are not verbose send nothing and pay nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
+
+FLUSH_S = 10.0
 
 
 class OutputSink:
@@ -28,14 +29,23 @@ class OutputSink:
         return lines
 
 
-def sender(sink: Any, run_id: str) -> Callable[[str], None]:
-    """The program pump's `echo`: each line goes to the `sink` actor's `add`, fire and forget.
+class Sender:
+    """The program pump's `echo`: each line goes to the `sink` actor's `add`, without waiting.
 
     Calls from one process to one actor run in the order they were made, so
-    a run's lines arrive in order.
+    a run's lines arrive in order, and waiting for the last call (`flush`)
+    waits for them all: a worker that ends with its trial must not drop them.
     """
 
-    def echo(text: str) -> None:
-        sink.add.remote(run_id, text)
+    def __init__(self, sink: Any, run_id: str) -> None:
+        self._sink, self._run_id = sink, run_id
+        self._last: Any = None
 
-    return echo
+    def __call__(self, text: str) -> None:
+        self._last = self._sink.add.remote(self._run_id, text)
+
+    def flush(self, timeout: float = FLUSH_S) -> None:
+        if self._last is not None:
+            import ray
+
+            ray.wait([self._last], timeout=timeout)

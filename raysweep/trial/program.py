@@ -38,7 +38,7 @@ import yaml
 from raysweep.trial.capture import SIDE_RUNS_ENV, Reporter, ReportFn
 from raysweep.values import plain
 from raysweep.trial.child import KILL_GRACE, run_child
-from raysweep.trial.echo import sender
+from raysweep.trial.echo import Sender
 from raysweep.errors import ProgramError
 from raysweep.names import run_id_for
 from raysweep.spec.macros import DEFAULT_COMMAND, ENVVAR_MACRO, KNOWN_MACROS
@@ -291,12 +291,16 @@ def _run_trial(launch: _Launch, config: dict[str, Any]) -> None:
     env[SIDE_RUNS_ENV] = side_runs_folder(launch, run_id, remote)
     courier = Courier(report) if remote else None
     output = Path(launch.runs_dir, run_id, "output.log") if launch.runs_dir and not remote else courier
-    echo = sender(launch.echo_to, run_id) if launch.echo_to is not None else None
+    echo = Sender(launch.echo_to, run_id) if launch.echo_to is not None else None
     # A node that did not get the launch directory (a job's working_dir) runs in its own copy.
     cwd = launch.cwd if os.path.isdir(launch.cwd) else os.getcwd()
-    ended = run_child(command, env=env, cwd=cwd, kill_grace=launch.kill_grace,
-                      reporter=Reporter(courier.report if courier else report), output=output, echo=echo,
-                      timeout=launch.run_timeout)
+    try:
+        ended = run_child(command, env=env, cwd=cwd, kill_grace=launch.kill_grace,
+                          reporter=Reporter(courier.report if courier else report), output=output, echo=echo,
+                          timeout=launch.run_timeout)
+    finally:
+        if echo is not None:
+            echo.flush()
     if courier:
         courier.send()
     ended.check()
