@@ -134,3 +134,13 @@ def test_sigterm_leaves_no_ray_banner_on_the_terminal(tmp_path: Path) -> None:
     assert not [line for line in lines if RAY_LOG.search(line)], "\n".join(lines)
     diverted = list((tmp_path / "scratch").glob("raysweep-*-ray.log"))
     assert diverted and "SIGTERM received" in diverted[0].read_text()
+
+
+def test_quiet_prints_only_the_results_table(tmp_path: Path) -> None:
+    done = piped(sweep_dir(tmp_path, sleep=0.0, epochs=2), "--quiet")
+    assert done.returncode == 0, done.stderr
+    _, runs = run_log(tmp_path)
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert lines[0].startswith("sweep finished: 5 runs")
+    assert re.match(r" *run +state +loss +lr +runtime$", lines[1])
+    assert sorted(line.split()[0] for line in lines[2:]) == sorted(run["name"] for run in runs)
