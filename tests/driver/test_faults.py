@@ -488,13 +488,13 @@ def train(config):
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real filesystem of 300 kB (a tmpfs), unmounted afterwards; skipped where mounting is not allowed."""
+    """A real filesystem of 200 kB (a tmpfs), unmounted afterwards; skipped where mounting is not allowed."""
     disk = tmp_path / "disk"
     disk.mkdir()
     if os.geteuid() != 0:
         pytest.skip("a real full disk needs a tmpfs mount, which needs root; "
                     "test_a_full_disk_stops_the_sweep_with_a_clear_error_and_resume_completes_it stands in")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)],
                              capture_output=True, text=True, check=False)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); "
@@ -508,9 +508,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.integration
 def test_a_real_full_disk_stops_the_sweep_and_resume_completes_it(ray_session: None, tmp_path: Path,
                                                                   small_disk: Path) -> None:
-    """The run log on a 300 kB tmpfs that fills up mid-sweep; Ray's own files elsewhere (--storage)."""
+    """The run log on a 200 kB tmpfs that fills up mid-sweep (about 25 kB a run); Ray's own files elsewhere (--storage)."""
     (tmp_path / "filler.py").write_text(FILLER)
-    grid = list(range(24))
+    grid = list(range(16))
     (tmp_path / "fill.yaml").write_text(yaml.safe_dump({
         "name": "fill", "method": "grid", "metric": {"name": "loss"}, "parameters": {"x": {"values": grid}}}))
     child = driver(["run", "fill.yaml", "--function", "filler:train", "--out", str(small_disk),

@@ -1,6 +1,7 @@
 """A program that ignores SIGTERM and stamps the time, for the --run-timeout/--kill-grace test.
 
-It logs one row, then appends ``alive <time>`` to the file ``--stamps`` every
+It prints a line with each of wandb's termlog, termwarn and termerror and logs one
+row, then appends ``alive <time>`` to the file ``--stamps`` every
 0.05 s; on SIGTERM it appends ``term <time>`` and carries on, so only the
 SIGKILL that follows the grace period ends it.
 """
@@ -26,6 +27,9 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: stamp("term"))
     wandb.init()
+    wandb.termlog("a log line")
+    wandb.termwarn("a warning")
+    wandb.termerror("an error")
     wandb.log({"loss": 1.0})
     while True:
         stamp("alive")
