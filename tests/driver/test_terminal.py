@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +147,31 @@ def test_quiet_prints_only_the_results_table(tmp_path: Path) -> None:
     assert lines[0].startswith("sweep finished: 5 runs")
     assert re.match(r" *run +state +loss +lr +runtime$", lines[1])
     assert sorted(line.split()[0] for line in lines[2:]) == sorted(run["name"] for run in runs)
+
+
+def test_a_token_protected_cluster_refusing_leaves_only_raysweeps_message(tmp_path: Path) -> None:
+    """Joining a token-auth head without the token: Ray's gcs_client warnings stay off stderr, raysweep's error shows."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**environment(tmp_path), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+         "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={tmp_path / 'scratch'}",
+         "--node-ip-address=127.0.0.1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        cwd = sweep_dir(tmp_path, sleep=0.0)
+        time.sleep(5)  # the head's GCS is up
+        env = environment(tmp_path)
+        env.pop("RAY_AUTH_MODE", None)
+        done = subprocess.run(command("--address", f"127.0.0.1:{port}"), cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=240)
+    finally:
+        head.terminate()  # --block: the head takes its Ray processes down with it
+        head.wait(timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert re.fullmatch(r"raysweep run: error: cannot connect to Ray at '127\.0\.0\.1:\d+': [^\n]*"
+                        r"RAY_AUTH_MODE=token[^\n]*\n", done.stderr), done.stderr
+    diverted = "".join(p.read_text() for p in (tmp_path / "scratch").glob("raysweep-*-ray.log"))
+    assert "gcs_client" in diverted  # Ray did complain, into the file
