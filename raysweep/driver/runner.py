@@ -257,6 +257,7 @@ def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
     if budget == 0:
         log.finish("finished")
         return SweepResult(log.path, spec, "finished", load(log.path))
+    log.reserve_space()  # so that a full disk still lets sweep.json say how the sweep ended
     experiment = experiment_location(log.path, settings.storage)
     stopper = stopping.make_stopper(spec)  # asked after the sweep whether it ended the sweep
     with progress.display(spec, log, budget) if settings.progress else contextlib.nullcontext() as shown:

@@ -12,6 +12,7 @@ is written so that a driver killed at any instant leaves it readable
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -46,6 +47,10 @@ RUN_STATES = ("finished", "crashed", "failed", "killed")
 SWEEP_STATES = ("running", "finished", "cancelled")
 RUNS = "runs.jsonl"
 _LOST = "lost: the sweep ended while this run was still recorded as running"
+#: A file holding back space while a driver runs: on a full disk, deleting it lets
+#: sweep.json still record how the sweep ended (the atomic rewrite needs a new file).
+RESERVE = ".reserve"
+RESERVE_BYTES = 64 * 1024
 
 
 class RunLog:
@@ -202,6 +207,8 @@ class RunLog:
         """
         if state not in SWEEP_STATES[1:]:
             raise ValueError(f"sweep state must be one of {SWEEP_STATES[1:]}, got {state!r}")
+        with contextlib.suppress(OSError):
+            (self.path / RESERVE).unlink(missing_ok=True)  # its space is for what follows
         self._ended = {record["id"] for record in self.finished_runs()}
         orphans = self._run_ids() - self._ended if state == "finished" else set()
         for run_id in sorted(orphans):
@@ -219,6 +226,11 @@ class RunLog:
     def _metric(self) -> str | None:
         """The sweep metric's name (runs that cannot be ranked by it get a warning)."""
         return (self.sweep_info().get("metric") or {}).get("name")
+
+    def reserve_space(self) -> None:
+        """Hold back `RESERVE_BYTES` until `finish`; best effort (a disk already full holds none)."""
+        with contextlib.suppress(OSError):
+            (self.path / RESERVE).write_bytes(bytes(RESERVE_BYTES))
 
     def update_sweep(self, **fields: Any) -> None:
         """Set fields of sweep.json (``ray_experiment_path``; ``state="running"`` on resume)."""

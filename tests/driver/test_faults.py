@@ -522,6 +522,7 @@ def test_a_real_full_disk_stops_the_sweep_and_resume_completes_it(ray_session: N
     path = run_log(small_disk)
     stopped = check_runlog(path, complete=False)  # every file written so far parses
     assert 0 < len(stopped.records) < len(grid)
+    assert stopped.sweep["state"] == "cancelled"
     subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)  # space is freed
     done = driver(["run", "--resume", str(path), "--function", "filler:train"], tmp_path)
     _, err = done.communicate(timeout=300)
