@@ -72,7 +72,7 @@ def run_log(tmp_path: Path) -> tuple[dict, list[dict]]:
 
 def piped(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command(*args), cwd=tmp_path, env=environment(tmp_path), capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=240, check=False)
 
 
 def test_live_display_in_an_80_column_terminal(tmp_path: Path) -> None:
@@ -166,7 +166,7 @@ def test_a_token_protected_cluster_refusing_leaves_only_raysweeps_message(tmp_pa
         env = environment(tmp_path)
         env.pop("RAY_AUTH_MODE", None)
         done = subprocess.run(command("--address", f"127.0.0.1:{port}"), cwd=cwd, env=env, capture_output=True,
-                              text=True, timeout=240)
+                              text=True, timeout=240, check=False)
     finally:
         head.terminate()  # --block: the head takes its Ray processes down with it
         head.wait(timeout=60)
