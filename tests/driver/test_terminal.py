@@ -175,3 +175,22 @@ def test_a_token_protected_cluster_refusing_leaves_only_raysweeps_message(tmp_pa
                         r"RAY_AUTH_MODE=token[^\n]*\n", done.stderr), done.stderr
     diverted = "".join(p.read_text() for p in (tmp_path / "scratch").glob("raysweep-*-ray.log"))
     assert "gcs_client" in diverted  # Ray did complain, into the file
+
+
+def test_verbose_streams_output_of_runs_on_other_nodes(tmp_path: Path) -> None:
+    """Every run on a worker node of a 3-node cluster: its program's lines reach the driver's stdout, in order."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_TMPDIR")}
+    done = subprocess.run([sys.executable, str(REPO / "tests" / "verbose_scenario.py"), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=240, env=env, cwd=REPO, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    path = Path(json.loads(done.stdout.splitlines()[-1])["log"])
+    records = [json.loads(line) for line in (path / "runs.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and {r["state"] for r in records} == {"finished"}
+    for record in records:
+        metadata = json.loads((path / "runs" / record["id"] / "wandb-metadata.json").read_text())
+        assert metadata["node_ip"] in ("127.0.0.4", "127.0.0.5")  # not the driver's node
+        written = (path / "runs" / record["id"] / "output.log").read_text().splitlines()
+        assert len(written) == 6  # 3 epochs, a stdout and a stderr line each
+        prefix = f"{record['name']}: "
+        assert [line.removeprefix(prefix) for line in done.stdout.splitlines() if line.startswith(prefix)] \
+            == written
