@@ -4,9 +4,15 @@ W&B's engine (``sweeps/hyperband_stopping.py``, 0.3.0) judges a run at fixed
 "bands": ``int(min_iter * eta**k)``, or ``int(max_iter / eta**k)`` for k = 1..s.
 Those are not a geometric series from a grace period (100, s=5 gives 1, 3, 11,
 33), so Ray's stock `ASHAScheduler` cannot express them.  `WandbHyperbandScheduler`
-is Ray's asynchronous successive halving (ASHA, Li et al., arXiv:1810.05934:
-judge each trial once, as it reaches a rung, against the trials that reached
-that rung before it) with W&B's bands as rungs and W&B's cut at each rung.
+keeps Ray's asynchronous successive halving rungs (ASHA, Li et al., arXiv:1810.05934)
+with W&B's bands as rungs and W&B's cut at each rung, and judges as W&B's
+controller does (``hyperband_stop_runs`` at every poll): every running run, at
+every new value, against the *current* cut of the highest rung it has passed.
+ASHA judges a run once, on reaching a rung, against the runs that reached it
+before; W&B's cut moves as more runs reach the rung, and a run that was above
+it can fall below it later.  So each value entering a rung re-judges every
+running run whose highest rung that is (they are stopped through Ray's
+controller), and each new value of a run re-judges that run.
 
 As in W&B, a run's "iteration" is the number of values of ``metric.name`` it
 has logged (rows without the metric do not count), not its step or epoch.
@@ -23,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ray.tune import Stopper
 from ray.tune.result import TRAINING_ITERATION
@@ -112,25 +118,32 @@ class _WandbBracket(ray_internals.Bracket):
     def cutoff(self, recorded: dict[str, float]) -> float | None:
         return band_threshold(list(recorded.values()), self.rf) if recorded else None
 
-    def on_result(self, trial: Trial, cur_iter: int, cur_rew: float | None,
-                  best: float = math.inf) -> str:
-        """Record the loss `cur_rew` of a trial at iteration `cur_iter`; judge it at a rung."""
-        recorded = ray_internals.rung(self, cur_iter)
-        if recorded is None or cur_rew is None:
-            return TrialScheduler.CONTINUE
-        recorded[trial.trial_id] = cur_rew
-        judged = cur_rew if self._strict else min(best, cur_rew)
-        stop = stops_at_rung(list(recorded.values()), judged, self.rf)
-        return TrialScheduler.STOP if stop else TrialScheduler.CONTINUE
+    def record(self, trial_id: str, iteration: int, loss: float) -> bool:
+        """Keep the loss a trial has at `iteration` when that is a rung; whether it is one."""
+        recorded = ray_internals.rung(self, iteration)
+        if recorded is not None:
+            recorded[trial_id] = loss
+        return recorded is not None
+
+    def stops(self, trial_id: str, progress: _Progress) -> bool:
+        """W&B's verdict on a running trial now: its value at the highest rung it has passed
+        (strict) or its best value so far (not strict) against that rung's current cut."""
+        if progress.rung is None:
+            return False
+        recorded = ray_internals.rung(self, progress.rung) or {}
+        judged = recorded[trial_id] if self._strict else progress.best
+        return stops_at_rung(list(recorded.values()), judged, self.rf)
 
 
 @dataclass
 class _Progress:
     """What the scheduler knows of one trial: metric values counted, best loss, last result."""
 
+    trial: Trial
     iteration: int = 0
     best: float = math.inf
     last_result: int = 0  # training_iteration of the last result seen: Ray may resend it, done
+    rung: int | None = None  # the highest rung it has passed
 
 
 class WandbHyperbandScheduler(AsyncHyperBandScheduler):
@@ -157,20 +170,21 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         super().on_trial_add(tune_controller, trial)
-        self._progress[trial.trial_id] = _Progress()  # a retried trial starts counting again
+        self._progress[trial.trial_id] = _Progress(trial)  # a retried trial starts counting again
+        self._stopped_at.pop(trial.trial_id, None)
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
-        action = self._advance(trial, result)
+        if trial.trial_id in self._stopped_at:
+            return TrialScheduler.STOP  # a result on its way when another's value stopped it
+        action = self._advance(trial, result, tune_controller)
         if action == TrialScheduler.STOP:
-            ray_internals.count_stopped(self)
-            rung = self._progress[trial.trial_id].iteration
-            self._stopped_at[trial.trial_id] = rung
-            result[STOPPED_AT_RUNG] = rung
+            result[STOPPED_AT_RUNG] = self._stopped_at[trial.trial_id]
         return action
 
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> None:
         # A last result no one showed us (a Stopper ended the trial on it) still counts at its rung.
-        self._advance(trial, result)
+        if trial.trial_id not in self._stopped_at:
+            self._advance(trial, result, None)
         ray_internals.forget_trial(self, trial)
         self._progress.pop(trial.trial_id, None)
 
@@ -178,8 +192,9 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
         super().on_trial_remove(tune_controller, trial)
         self._progress.pop(trial.trial_id, None)
 
-    def _advance(self, trial: Trial, result: dict[str, Any]) -> str:
-        """Count a new metric value of the trial and let its bracket judge it."""
+    def _advance(self, trial: Trial, result: dict[str, Any], tune_controller: Any) -> str:
+        """Count a new metric value of the trial, then judge it and, when the value entered a
+        rung (moving its cut), every other running trial whose highest rung that is."""
         progress = self._progress.get(trial.trial_id)
         loss = self._loss(result)
         seen = result.get(TRAINING_ITERATION)
@@ -187,10 +202,29 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
             return TrialScheduler.CONTINUE
         progress.last_result = seen or progress.last_result
         progress.iteration += 1
-        action = ray_internals.trial_bracket(self, trial).on_result(
-            trial, progress.iteration, loss, progress.best)
         progress.best = min(progress.best, loss)
-        return action
+        bracket = cast(_WandbBracket, ray_internals.trial_bracket(self, trial))
+        if bracket.record(trial.trial_id, progress.iteration, loss):
+            progress.rung = progress.iteration
+            if tune_controller is not None:
+                self._rejudge_others(bracket, progress.rung, trial.trial_id, tune_controller)
+        if not bracket.stops(trial.trial_id, progress):
+            return TrialScheduler.CONTINUE
+        self._mark_stopped(progress)
+        return TrialScheduler.STOP
+
+    def _rejudge_others(self, bracket: _WandbBracket, rung: int, moved_by: str, tune_controller: Any) -> None:
+        """Stop, through Ray's controller, the running trials the new cut at `rung` puts below it."""
+        for trial_id, other in list(self._progress.items()):
+            if trial_id != moved_by and other.rung == rung and trial_id not in self._stopped_at \
+                    and bracket.stops(trial_id, other):
+                self._mark_stopped(other)
+                tune_controller.stop_trial(other.trial)
+
+    def _mark_stopped(self, progress: _Progress) -> None:
+        """Remember the rung whose cut stopped the trial (the run log's ``stopped_at_rung``)."""
+        ray_internals.count_stopped(self)
+        self._stopped_at[progress.trial.trial_id] = progress.rung or progress.iteration
 
     def _loss(self, result: dict[str, Any]) -> float | None:
         """The metric as a loss (lower is better; non-finite = worst), None if not an iteration.

@@ -182,39 +182,6 @@ def _add(scheduler: WandbHyperbandScheduler, name: str) -> Trial:
     return trial
 
 
-@pytest.mark.parametrize(("eta", "strict", "goal"), SNAPSHOT_SETTINGS,
-                         ids=[f"eta{e}-{'strict' if s else 'best'}-{g}" for e, s, g in SNAPSHOT_SETTINGS])
-def test_scheduler_decisions_match_reference_as_results_arrive(eta: float, strict: bool, goal: str) -> None:
-    """Interleaved results of 10 trials: at each rung a trial reaches, the scheduler stops it
-    exactly when W&B's engine, given every history so far, would stop it."""
-    rng = np.random.default_rng(int(eta * 10) + 2 * strict + (goal == "maximize"))
-    config = {"min_iter": 1, "eta": eta, "strict": strict}
-    milestones = hyperband_milestones(hyperband(**config))
-    scheduler = _scheduler(milestones, eta, strict, "max" if goal == "maximize" else "min")
-    trials = {f"t{i}": _add(scheduler, f"t{i}") for i in range(10)}
-    histories: dict[str, list[float]] = {name: [] for name in trials}
-    live, cases, ours = set(trials), [], []
-    while live:
-        name = sorted(live)[int(rng.integers(len(live)))]
-        value = float(rng.integers(0, 8))
-        histories[name].append(value)
-        result = {"loss": value, "training_iteration": len(histories[name])}
-        action = scheduler.on_trial_result(None, trials[name], result)
-        if len(histories[name]) in milestones:
-            cases.append({"metric": "loss", "goal": goal, "hyperband": config, "runs": [
-                {"name": k, "state": "running" if k == name else "finished", "history": list(h)}
-                for k, h in histories.items() if h]})
-            ours.append([name] if action == TrialScheduler.STOP else [])
-        else:
-            assert action == TrialScheduler.CONTINUE  # only judged on reaching a rung
-        if action == TrialScheduler.STOP or len(histories[name]) == 20:
-            live.discard(name)
-            scheduler.on_trial_complete(None, trials[name], result)
-    reference = [out["stopped"] for out in reference_stop_runs(cases)]
-    assert any(reference) and not all(reference)
-    assert ours == reference
-
-
 def test_iteration_counts_metric_values_only() -> None:
     """Rows without the metric, summary-only results and Ray's repeated last result don't count."""
     scheduler = _scheduler([2], eta=2)
@@ -391,3 +358,144 @@ def test_ray_target_ends_the_sweep(ray_session: None, tmp_path: Path,
     [best] = [t for t, x in counter.x.items() if x == 0]
     assert counter.counts[best] == 2
     assert sum(counter.counts.values()) < 8 * ITERATIONS and len(counter.counts) < 8
+
+
+# ----------------------------------- replay: W&B's controller and the scheduler on the same timelines
+
+# W&B's controller on each timeline: after every logged value, `hyperband_stop_runs` over every run
+# so far; a run it names is stopped there (its later values never come), a run whose values are all
+# logged finishes.  Prints, per timeline, {run: number of values it had logged when stopped}.
+REF_REPLAY = """
+import json, sys
+from sweeps import RunState, SweepRun
+from sweeps.hyperband_stopping import hyperband_stop_runs
+out = []
+for case in json.load(sys.stdin):
+    config = {"method": "random", "parameters": {"x": {"value": 1}},
+              "metric": {"name": "loss", "goal": case["goal"]},
+              "early_terminate": {"type": "hyperband", **case["hyperband"]}}
+    histories, state, stopped = {}, {}, {}
+    left = {name: length for name, length in case["lengths"].items()}
+    for name, value in case["events"]:
+        if name in stopped:
+            continue
+        histories.setdefault(name, []).append(value)
+        state[name] = RunState.running
+        runs = [SweepRun(name=k, state=state[k], history=[{"loss": v} for v in h]) for k, h in histories.items()]
+        for run in hyperband_stop_runs(runs, config):
+            stopped[run.name] = len(histories[run.name])
+            state[run.name] = RunState.killed
+        left[name] -= 1
+        if left[name] == 0 and name not in stopped:
+            state[name] = RunState.finished
+    out.append(stopped)
+print(json.dumps(out))
+"""
+
+REPLAY_SETTINGS = [
+    {"min_iter": 1, "eta": 2}, {"min_iter": 2, "eta": 3}, {"min_iter": 1, "eta": 1.5}, {"min_iter": 3, "eta": 2.5},
+    {"max_iter": 27, "s": 3, "eta": 3}, {"max_iter": 16, "s": 2, "eta": 2}, {"max_iter": 20, "s": 4, "eta": 2.5},
+]
+
+
+def _timelines(per_setting: int, seed: int) -> list[dict[str, Any]]:
+    """Runs of different lengths starting at different times, their values interleaved at random."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for fields in REPLAY_SETTINGS:
+        for strict in (True, False):
+            for goal in ("minimize", "maximize"):
+                for _ in range(per_setting):
+                    n = int(rng.integers(3, 10))
+                    lengths = {f"r{i}": int(rng.integers(1, 25)) for i in range(n)}
+                    timed = []  # (time, run, value): each run starts when it starts, at its own pace
+                    for name, length in lengths.items():
+                        at, pace = rng.uniform(0, 20), rng.uniform(0.3, 3)
+                        for _ in range(length):
+                            at += rng.exponential(pace)
+                            timed.append((at, name, float(rng.integers(0, 8))))
+                    events = [[name, value] for _, name, value in sorted(timed)]
+                    cases.append({"goal": goal, "hyperband": {**fields, "strict": strict},
+                                  "lengths": lengths, "events": events})
+    return cases
+
+
+class _Controller:
+    """Stands in for Ray's TuneController in a replay: `stop_trial` as Ray does it for a running trial."""
+
+    def __init__(self, scheduler: WandbHyperbandScheduler, counts: dict[str, int], stopped: dict[str, int]) -> None:
+        self.scheduler, self.counts, self.stopped = scheduler, counts, stopped
+
+    def stop_trial(self, trial: Trial) -> None:
+        self.stopped[trial.trial_id] = self.counts[trial.trial_id]
+        self.scheduler.on_trial_complete(self, trial, {})
+
+
+def _replay(case: dict[str, Any]) -> dict[str, int]:
+    """The scheduler on one timeline, in the same event order as REF_REPLAY."""
+    config = case["hyperband"]
+    h = hyperband(**{k: v for k, v in config.items() if k != "strict"})
+    scheduler = _scheduler(hyperband_milestones(h), h.eta, config["strict"],
+                           "max" if case["goal"] == "maximize" else "min")
+    counts: dict[str, int] = {}
+    stopped: dict[str, int] = {}
+    controller = _Controller(scheduler, counts, stopped)
+    trials: dict[str, Trial] = {}
+    for name, value in case["events"]:
+        if name in stopped:
+            continue
+        if name not in trials:
+            trials[name] = _add(scheduler, name)
+        counts[name] = counts.get(name, 0) + 1
+        result = {"loss": value, "training_iteration": counts[name]}
+        if scheduler.on_trial_result(controller, trials[name], result) == TrialScheduler.STOP:
+            stopped[name] = counts[name]
+            scheduler.on_trial_complete(controller, trials[name], result)
+        elif counts[name] == case["lengths"][name]:
+            scheduler.on_trial_complete(controller, trials[name], result)
+    return stopped
+
+
+def test_replay_stops_the_runs_wandb_stops_at_the_same_iteration() -> None:
+    """>= 200 timelines over 7 band settings, strict and not, both goals: the same runs stopped,
+    each after the same number of values, as W&B's controller polling after every value."""
+    cases = _timelines(per_setting=8, seed=11)
+    assert len(cases) >= 200
+    reference = run_reference(REF_REPLAY, stdin=json.dumps(cases))
+    ours = [_replay(case) for case in cases]
+    late = sum(1 for case, stops in zip(cases, reference, strict=True) for name, at in stops.items()
+               if at not in hyperband_milestones(hyperband(**{k: v for k, v in case["hyperband"].items()
+                                                              if k != "strict"})))
+    assert sum(map(len, reference)) > 300 and late > 20  # runs stopped, many of them between rungs
+    assert ours == reference
+
+
+@pytest.mark.integration
+def test_ray_stops_a_running_trial_when_the_cut_of_its_rung_moves(ray_session: None, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """x=5 passes the only rung (8) alone and trains on slowly; two better trials reach the rung
+    later, the cut drops below 5, and Ray stops x=5 between rungs, as W&B's controller would."""
+    monkeypatch.setenv("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    scheduler = make_scheduler(load_spec({**SWEEP, "metric": {"name": "loss", "goal": "minimize"},
+                                          "early_terminate": {"type": "hyperband", "max_iter": 16, "s": 1,
+                                                              "eta": 2}}))
+    assert scheduler is not None and scheduler.milestones == [8]
+
+    def train(config: dict[str, Any]) -> None:
+        import time as clock
+
+        for i in range(40 if config["x"] == 5 else 9):
+            tune.report({"loss": float(config["x"])})
+            if config["x"] == 5 and i >= 8:
+                clock.sleep(0.25)
+
+    counter = _MetricCounter()
+    tuner = tune.Tuner(
+        train, param_space={"x": tune.grid_search([5, 1, 1])},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=scheduler, max_concurrent_trials=2),
+        run_config=tune.RunConfig(name="rejudge", storage_path=str(tmp_path.resolve()), verbose=0,
+                                  callbacks=[counter]))
+    assert tuner.fit().num_errors == 0
+    [slow] = [t for t, x in counter.x.items() if x == 5]
+    assert scheduler.stopped_at_rung(slow) == 8 and 8 < counter.counts[slow] < 40
+    assert all(scheduler.stopped_at_rung(t) is None and counter.counts[t] == 9 for t in counter.x if t != slow)
