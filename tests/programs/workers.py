@@ -36,6 +36,25 @@ def fork_without_init():
     run.finish()
 
 
+def spawned_fold(fold):
+    run = wandb.init(name=f"spawned-{fold}", config={"fold": fold})
+    run.log({"val_accuracy": fold + 1.0})
+    run.finish()
+
+
+def spawned_folds():
+    """Workers started with the spawn method: a fresh interpreter that imports wandb again."""
+    sweep_run = wandb.init()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=spawned_fold, args=(fold,)) for fold in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    sweep_run.log({"val_accuracy": 1.5})
+    sweep_run.finish()
+
+
 def sequential_folds():
     sweep_run = wandb.init()
     agent_run_id = sweep_run.id

@@ -484,6 +484,18 @@ def test_a_forked_child_without_init_does_not_touch_the_sweep_run(tmp_path: Path
     assert all(summary is None for _, summary in reported)
 
 
+def test_spawned_workers_runs_are_side_runs(tmp_path: Path) -> None:
+    side = tmp_path / "side-runs"
+    ended, reported = _launch(tmp_path, "workers.py", {"mode": "spawned_folds"},
+                              base_env={"RAYSWEEP_SIDE_RUNS": str(side)})
+    ended.check()
+    assert [row for row, _ in reported] == [{"val_accuracy": 1.5, "_step": 0}]
+    assert sorted(p.name for p in side.iterdir()) == ["spawned-0", "spawned-1"]
+    for fold in (0, 1):
+        summary = json.loads((side / f"spawned-{fold}" / "wandb-summary.json").read_text())
+        assert summary["val_accuracy"] == fold + 1.0
+
+
 def test_runs_started_after_removing_the_agents_variables_are_side_runs(tmp_path: Path) -> None:
     side = tmp_path / "side-runs"
     ended, reported = _launch(tmp_path, "workers.py", {"mode": "sequential_folds"},
@@ -495,4 +507,4 @@ def test_runs_started_after_removing_the_agents_variables_are_side_runs(tmp_path
         [row] = [json.loads(line) for line in (side / f"fold-{fold}" / "wandb-history.jsonl").read_text().splitlines()]
         assert row["val_accuracy"] == fold + 1.0
         assert json.loads((side / f"fold-{fold}" / "wandb-summary.json").read_text())["val_accuracy"] == fold + 1.0
-        assert "fold:\n  desc: null\n  value: %d" % fold in (side / f"fold-{fold}" / "config.yaml").read_text()
+        assert f"fold:\n  desc: null\n  value: {fold}" in (side / f"fold-{fold}" / "config.yaml").read_text()
