@@ -96,3 +96,19 @@ def test_search_quality_quick(tmp_path: Path) -> None:
                 assert all(b <= a for a, b in zip(curve, curve[1:]))
     assert (tmp_path / "search_quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert text.count("target (≤ W&B)") == 3
+
+
+@pytest.mark.integration
+def test_overhead_display_quick(tmp_path: Path) -> None:
+    """`overhead.py --display --quick`: raysweep with and without its live display, both counted."""
+    results = tmp_path / "RESULTS.md"
+    subprocess.run([sys.executable, str(REPO / "bench" / "overhead.py"), "--display", "--quick", "--out",
+                    str(tmp_path), "--results", str(results)], cwd=REPO, capture_output=True, text=True,
+                   timeout=400, check=True)
+    text = results.read_text()
+    assert text.count("<!-- overhead-display -->") == 1 and "quick smoke run" in text
+    variants = {r["variant"]: r for r in read(tmp_path, "overhead-display.json")}
+    assert sorted(variants) == ["raysweep", "raysweep_live"]
+    for result in variants.values():
+        assert result["rows"] == result["runs"] * 3 and result["driver_cpu_s"] > 0
+    assert "`raysweep_live` / `raysweep`, per run" in text
