@@ -204,6 +204,7 @@ def breakdown(out: Path, samples: int, steps: int) -> dict[str, float]:
     """Program mode's per-run cost, piece by piece, measured directly (no Ray)."""
     import warnings
 
+    from raysweep.driver.settings import Settings
     from raysweep.trial import program
 
     from raysweep.runlog import log as runlog
@@ -230,7 +231,7 @@ def breakdown(out: Path, samples: int, steps: int) -> dict[str, float]:
             latency.append(time.time() - row["t_init"])
 
     trial = program.program_trainable(load_spec(sweep(steps, str(script))), sweep_id, cwd=out,
-                                      report=record)
+                                      kill_grace=Settings.kill_grace, report=record)
     config = {"x": 0.5, "steps": steps}
     whole: dict[str, list[float]] = {"raysweep": [], "plain": []}
     with warnings.catch_warnings():

@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "run": "raysweep.driver.runner",
-    "Resources": "raysweep.driver.runner",
+    "Resources": "raysweep.driver.settings",
     "SweepResult": "raysweep.driver.runner",
     "log": "raysweep.trial.session",
     "sweep": "raysweep.driver.notebook",

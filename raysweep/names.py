@@ -51,11 +51,6 @@ def new_sweep_id() -> str:
     return new_id()
 
 
-def new_run_id() -> str:
-    """A fresh random run id, for runs that are not Ray trials."""
-    return new_id()
-
-
 def run_id_for(sweep_id: str, trial_id: str) -> str:
     """The run id of Ray trial `trial_id` in sweep `sweep_id`.
 

@@ -23,7 +23,7 @@ from typing import Any
 from ray import cloudpickle
 from ray import tune
 
-from raysweep.spec.tree import RunConfig
+from raysweep.spec.tree import AttrDict
 from raysweep.errors import RaysweepError
 from raysweep.names import check_id, new_sweep_id, run_id_for
 from raysweep.runlog.log import RunLog
@@ -77,7 +77,7 @@ def wandb_function_trainable(function: Callable[..., Any], sweep_id: str) -> Cal
         capture.install_in_process(config, run_id=run_id)
         train = cloudpickle.loads(payload)
         if takes_config:
-            train(RunConfig(config))
+            train(AttrDict(config))
         else:
             train()
         capture.finish()

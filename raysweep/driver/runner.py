@@ -1,9 +1,10 @@
 """Run a sweep on Ray Tune: spec → searcher + scheduler + trainable → Tuner, with a run log.
 
-This is the only module that wires the pieces together and touches a live Ray
-cluster; everything it calls is a pure translation (space, search, stopping),
-a recorder (runlog, recorder, progress) or a launcher (program, storage), so
-each of those is tested on its own.
+This is the module that wires the pieces together into one `Tuner`: the searcher
+and scheduler (`raysweep.search`), the trainable (a function, or the sweep's
+program from `raysweep.trial`), the run-log recorder and the progress display;
+`raysweep.driver.cluster` connects to Ray and `storage` says where Ray keeps its
+state.  Each of those is tested on its own.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ray.tune.error import TuneError
 from raysweep.driver import cluster, echo
 
 from raysweep.search import searchers as search, stopping
-from raysweep.spec.tree import RunConfig
+from raysweep.spec.tree import AttrDict
 from raysweep.errors import RunLogError
 from raysweep.driver.interrupt import catch_interrupt
 from raysweep.names import new_sweep_id
@@ -88,7 +89,7 @@ def ship_by_value(fn: Callable[..., Any]) -> None:
 def function_trainable(train_fn: TrainFn) -> Callable[[dict[str, Any]], None]:
     """Wrap a user's `train(config)` as a Ray function trainable.
 
-    The function gets a `RunConfig` (``config.lr`` and ``config["lr"]``) and
+    The function gets an `AttrDict` (``config.lr`` and ``config["lr"]``) and
     reports with `raysweep.log` (or `ray.tune.report`); a dict it returns is
     reported as its last row, as Ray does for plain functions.
     """
@@ -96,7 +97,7 @@ def function_trainable(train_fn: TrainFn) -> Callable[[dict[str, Any]], None]:
     ship_by_value(train_fn)
 
     def trainable(config: dict[str, Any]) -> None:
-        returned = train_fn(RunConfig(config))
+        returned = train_fn(AttrDict(config))
         if isinstance(returned, Mapping):
             report_row(dict(returned))
 
@@ -135,7 +136,7 @@ def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
         callbacks.append(progress.ProgressCallback(shown, log, scheduler))
     tune_config = tune.TuneConfig(
         metric=metric.name if metric else None, mode=metric.mode if metric else None,
-        search_alg=search.SweepSearch(searcher, resources.max_concurrent), scheduler=scheduler,
+        search_alg=search.SweepTrialGenerator(searcher, resources.max_concurrent), scheduler=scheduler,
         num_samples=-1 if budget is None else budget, reuse_actors=settings.reuse_actors is not False,
         trial_dirname_creator=lambda trial: trial.trial_id)
     storage, name = experiment
@@ -227,6 +228,8 @@ def run(
         log = RunLog.open(Path(attach))
         spec = load_spec(log.path / "sweep.yaml")
     else:
+        if sweep is None:
+            raise TypeError("raysweep.run needs a sweep (a YAML path, a dict or a SweepSpec), or resume=/attach=")
         spec = sweep if isinstance(sweep, SweepSpec) else load_spec(sweep)
         log = RunLog.create(Path(out or DEFAULT_OUT).resolve(), spec, new_sweep_id())
     programs = trainable is None and train_fn is None

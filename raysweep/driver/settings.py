@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from raysweep.trial.child import KILL_GRACE
-
 if TYPE_CHECKING:
     from raysweep.driver.cluster import ClusterInfo
 
@@ -56,6 +54,6 @@ class Settings:
     progress: bool = True
     max_failures: int = 2
     run_timeout: float | None = None
-    kill_grace: float = KILL_GRACE
+    kill_grace: float = 30.0  # seconds between SIGTERM and SIGKILL when a run is stopped
     storage: str | None = None
     reuse_actors: bool | None = None  # None: reuse unless the cluster has (or may add) other nodes

@@ -239,7 +239,7 @@ def learning_curves(source: Source, points_per_run: int | None = None) -> pd.Dat
     sweep = open_sweep(source)
     rungs = milestones(sweep)
     parts = [(run_id, name, kind, *curve(sweep, run_id, points_per_run, rungs)) for
-             run_id, name, kind in zip(sweep.runs["id"], sweep.runs["name"], run_kind(sweep.runs))]
+             run_id, name, kind in zip(sweep.runs["id"], sweep.runs["name"], run_kind(sweep.runs), strict=True)]
     lengths = [len(part[3]) for part in parts]
     return pd.DataFrame({
         **{key: np.repeat([part[i] for part in parts], lengths).astype(object)

@@ -70,7 +70,7 @@ def _axis(axis: Axis, values: pd.Series) -> dict[str, Any]:
     """An axis with each run's value: category index, or number."""
     if axis.kind == "category":
         index = {label: i for i, label in enumerate(axis.categories)}
-        column = [index.get(v) for v in values]
+        column: list[int | None] | list[float | None] = [index.get(v) for v in values]
     else:
         column = _nums(values)
     return {"label": axis.label, "kind": axis.kind, "categories": list(axis.categories),
@@ -90,7 +90,7 @@ def _curves(sweep: Sweep) -> dict[str, Any]:
 def _best_table(sweep: Sweep) -> dict[str, Any]:
     best = best_runs(sweep)
     state = [state if pd.isna(rung) else f"stopped at {int(rung)}"
-             for state, rung in zip(best["state"], best["stopped_at_rung"])]
+             for state, rung in zip(best["state"], best["stopped_at_rung"], strict=True)]
     best = best.drop(columns=["early_stopped", "stopped_at_rung"]).assign(state=state)
     names = {"name": "run", "runtime": "runtime (s)"}
     headers = [names.get(c, c.removeprefix("config.").removeprefix("summary.")) for c in best]

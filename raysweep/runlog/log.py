@@ -30,15 +30,15 @@ from raysweep.runlog.atomic import (append, append_line, dumps, io_error, read_j
 from raysweep.values import plain
 from raysweep.errors import RunLogError
 from raysweep.names import check_id, new_sweep_id, run_id_for, run_name, slug
-from raysweep.runlog.rundir import (CONFIG, HISTORY, METADATA, OUTPUT, SUMMARY, Run, best_entry,
-                             best_record, close_attempt, config_yaml, load_run, metric_warning,
+from raysweep.runlog.rundir import (CONFIG, HISTORY, METADATA, OUTPUT, SUMMARY, OpenRun, best_entry,
+                             close_attempt, config_yaml, load_run, metric_warning,
                              now, run_record)
 
 if TYPE_CHECKING:
     from raysweep.spec.load import SweepSpec
 
 # new_sweep_id and run_id_for (raysweep.names) are re-exported: bench/ imports them from here.
-__all__ = ["COLUMNS", "RUN_STATES", "SWEEP_STATES", "RunLog", "best_run", "load", "new_sweep_id",
+__all__ = ["COLUMNS", "RUN_STATES", "SWEEP_STATES", "RunLog", "load", "new_sweep_id",
            "run_id_for"]
 
 #: Seconds between rewrites of a running run's wandb-summary.json.
@@ -60,7 +60,7 @@ class RunLog:
         """Use `RunLog.create` for a new sweep and `RunLog.open` for an existing one."""
         self.path = path
         self.sweep_id = check_id(sweep_id, "sweep id")
-        self._runs: dict[str, Run] = {}
+        self._runs: dict[str, OpenRun] = {}
         self._ended = {record.get("id") for record in read_jsonl(path / RUNS)}
         self._started: set[str] | None = None  # ids of runs with files, read once (one writer)
 
@@ -133,21 +133,21 @@ class RunLog:
         values = plain(config)
         write_atomic(run_dir / CONFIG, config_yaml(values))
         write_atomic(run_dir / METADATA, dumps(meta))
-        self._runs[run_id] = Run(name, created, time.time(), values, meta)
+        self._runs[run_id] = OpenRun(name, created, time.time(), values, meta)
         self._run_ids().add(run_id)
 
     def append_history(self, run_id: str, row: Mapping[str, Any]) -> None:
         """One history line (W&B ``_step``, ``_runtime``, ``_timestamp`` filled in if absent)."""
         run = self._run(run_id)
         stamp = time.time()
-        row = plain(row)
-        row.setdefault("_step", int(run.summary.get("_step", -1)) + 1)
-        row.setdefault("_runtime", stamp - run.started)
-        row.setdefault("_timestamp", stamp)
-        append_line(self.run_dir(run_id) / HISTORY, row)
-        value = row.get(self._metric) if self._metric else None
+        line: dict[str, Any] = plain(row)
+        line.setdefault("_step", int(run.summary.get("_step", -1)) + 1)
+        line.setdefault("_runtime", stamp - run.started)
+        line.setdefault("_timestamp", stamp)
+        append_line(self.run_dir(run_id) / HISTORY, line)
+        value = line.get(self._metric) if self._metric else None
         run.nonfinite += isinstance(value, float) and not math.isfinite(value)
-        self._set_summary(run_id, run, row)
+        self._set_summary(run_id, run, line)
 
     def update_summary(self, run_id: str, values: Mapping[str, Any]) -> None:
         """Explicit summary values (``wandb.summary[k] = v``); a later history row overrides."""
@@ -258,12 +258,12 @@ class RunLog:
         return {run.metadata["ray_trial_id"]: run.config for run in self._unended()
                 if run.metadata.get("ray_trial_id")}
 
-    def _unended(self) -> list[Run]:
+    def _unended(self) -> list[OpenRun]:
         ended = {record["id"] for record in self.finished_runs()}
         runs = [load_run(self.run_dir(run_id)) for run_id in self._run_ids() - ended]
         return sorted(runs, key=lambda run: (run.created_at or "", run.metadata["run_id"]))
 
-    def _run(self, run_id: str) -> Run:
+    def _run(self, run_id: str) -> OpenRun:
         if run_id not in self._runs:
             self._runs[run_id] = load_run(self.run_dir(run_id))
         return self._runs[run_id]
@@ -283,7 +283,7 @@ class RunLog:
                 raise io_error(runs, exc, "read") from exc
         return self._started
 
-    def _set_summary(self, run_id: str, run: Run, values: dict[str, Any], *,
+    def _set_summary(self, run_id: str, run: OpenRun, values: dict[str, Any], *,
                      force: bool = False) -> None:
         """Update the summary; its file is rewritten at most every `SUMMARY_EVERY_S`.
 
@@ -313,14 +313,6 @@ class RunLog:
 
     def _write_sweep(self, sweep: dict[str, Any]) -> None:
         write_atomic(self.path / "sweep.json", json.dumps(sweep, indent=2, ensure_ascii=False))
-
-
-def best_run(runs: RunLog | str | os.PathLike[str] | list[dict[str, Any]], metric: str,
-             goal: str = "minimize") -> dict[str, Any] | None:
-    """The runs.jsonl record of the ended run with the best finite ``summary[metric]``."""
-    if not isinstance(runs, list):
-        runs = (runs if isinstance(runs, RunLog) else RunLog.open(runs)).finished_runs()
-    return best_record(runs, metric, goal)
 
 
 #: The columns `load` always has, before ``config.*`` and ``summary.*``.

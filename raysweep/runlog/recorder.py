@@ -102,7 +102,8 @@ class RunLogCallback(tune.Callback):
             self._log = RunLog.open(self.path)
         return self._log
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
         """Open the log before any trial starts, so a log that cannot be read fails first."""
         _ = self.log
 
@@ -211,7 +212,8 @@ def _error_text(trial: Trial) -> str | None:
         text = Path(trial.error_file).read_text(encoding="utf-8", errors="replace")
     else:
         with contextlib.suppress(OSError):
-            text = trial.get_error()
+            error = trial.get_error()
+            text = str(error) if error else None
     if not text:
         return None
     last = _ANSI.sub("", text).rsplit("Failure # ", 1)

@@ -53,7 +53,7 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 @dataclass
-class Run:
+class OpenRun:
     """What the log keeps about a run between its results (reloadable by `load_run`)."""
 
     name: str
@@ -66,15 +66,15 @@ class Run:
     summary_written: float = 0.0  # time.monotonic() of the last summary file write
 
 
-def load_run(run_dir: Path) -> Run:
+def load_run(run_dir: Path) -> OpenRun:
     """The run whose directory is `run_dir`, as its files left it."""
     meta = read_json(run_dir / METADATA)
     if not meta:
         raise RunLogError(f"run {run_dir.name} was not started in {run_dir.parent.parent} "
                           f"(no {METADATA})")
-    return Run(meta.get("name", run_dir.name), meta.get("startedAt"),
-               epoch(meta.get("attemptStartedAt")), read_config(run_dir / CONFIG),
-               {**meta, "run_id": run_dir.name}, current_summary(run_dir))
+    return OpenRun(meta.get("name", run_dir.name), meta.get("startedAt"),
+                   epoch(meta.get("attemptStartedAt")), read_config(run_dir / CONFIG),
+                   {**meta, "run_id": run_dir.name}, current_summary(run_dir))
 
 
 def current_summary(run_dir: Path) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def close_attempt(run_dir: Path, prior: dict[str, Any]) -> list[dict[str, Any]]:
                         "exit_code": prior.get("exit_code"), "files": f"attempts/{number}"}]
 
 
-def run_record(run_id: str, run: Run, state: str, runtime: float | None,
+def run_record(run_id: str, run: OpenRun, state: str, runtime: float | None,
            **ending: Any) -> dict[str, Any]:
     """A run as one line of runs.jsonl (and one row of `raysweep.runlog.log.load`)."""
     meta = run.metadata
@@ -128,7 +128,7 @@ def run_record(run_id: str, run: Run, state: str, runtime: float | None,
             "config": run.config, "summary": run.summary}
 
 
-def metric_warning(run: Run, metric: str | None) -> str | None:
+def metric_warning(run: OpenRun, metric: str | None) -> str | None:
     """Why the sweep metric cannot rank this run, if it cannot: NaN/inf values, or none."""
     if metric is None:
         return None
@@ -157,6 +157,8 @@ def best_record(records: list[dict[str, Any]], metric: str,
 def best_entry(records: list[dict[str, Any]], metric: Mapping[str, Any] | None,
                ) -> dict[str, Any] | None:
     """sweep.json's ``best_run``: ``{id, name, summary: {metric: value}}`` of the best record."""
-    best = best_record(records, metric["name"], metric.get("goal", "minimize")) if metric else None
+    if metric is None:
+        return None
+    best = best_record(records, metric["name"], metric.get("goal", "minimize"))
     return None if best is None else {"id": best["id"], "name": best["name"],
                                       "summary": {metric["name"]: score(best, metric["name"])}}

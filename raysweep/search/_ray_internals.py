@@ -76,7 +76,10 @@ def count_stopped(scheduler: AsyncHyperBandScheduler) -> None:
 
 def metric_sign(scheduler: AsyncHyperBandScheduler) -> float:
     """+1.0 when `scheduler` maximises its metric, -1.0 when it minimises (set by metric/mode)."""
-    return float(scheduler._metric_op)
+    sign = scheduler._metric_op
+    if sign is None:
+        raise ValueError("the scheduler has no metric mode yet: Tune sets it through set_search_properties")
+    return float(sign)
 
 
 # ---------------------------------------------------------- trial factory

@@ -83,7 +83,7 @@ class UnitCubeGP(StatefulSearcher):
             u = self._acquire()
         self._suggested += 1
         self._pending[trial_id] = u
-        return dict(zip(self._labels, u))
+        return dict(zip(self._labels, u, strict=True))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         u = self._pending.pop(trial_id, None)
@@ -99,8 +99,8 @@ class UnitCubeGP(StatefulSearcher):
         """Maximise expected improvement of a GP fitted to everything known so far."""
         target_space = TargetSpace(None, {label: (0.0, 1.0) for label in self._labels},
                                    allow_duplicate_points=True)
-        for u, target in zip(*self._training_data()):
-            target_space.register(dict(zip(self._labels, u)), target)
+        for u, target in zip(*self._training_data(), strict=True):
+            target_space.register(dict(zip(self._labels, u, strict=True)), target)
         random_state = np.random.RandomState(self._rng.integers(2**31 - 1))
         gp = GaussianProcessRegressor(kernel=Matern(nu=MATERN_NU), alpha=1e-6, normalize_y=True,
                                       n_restarts_optimizer=GP_RESTARTS, random_state=random_state)

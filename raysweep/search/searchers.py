@@ -57,13 +57,13 @@ class Params:
 
     def searched(self) -> dict[str, Distribution]:
         """Label -> distribution of every parameter that is not a constant."""
-        return {"/".join(path): dist for path, dist in zip(self.paths, self.dists)
+        return {"/".join(path): dist for path, dist in zip(self.paths, self.dists, strict=True)
                 if not isinstance(dist, Constant)}
 
     def nest(self, flat: Mapping[str, Any]) -> dict[str, Any]:
         """The nested config for searched values keyed by label, constants filled in."""
         config: dict[str, Any] = {}
-        for path, dist in zip(self.paths, self.dists):
+        for path, dist in zip(self.paths, self.dists, strict=True):
             value = copy.deepcopy(dist.value) if isinstance(dist, Constant) else flat["/".join(path)]
             node = config
             for key in path[:-1]:
@@ -109,7 +109,7 @@ def _run_identity(paths: list[tuple[str, ...]], axes: list[list[tuple[str, Any]]
     does, so keys a run added at runtime do not make it a new point.
     """
     identity = []
-    for path, axis in zip(paths, axes):
+    for path, axis in zip(paths, axes, strict=True):
         value: Any = config
         for name in path:
             if not isinstance(value, Mapping) or name not in value:
@@ -132,7 +132,7 @@ def _flat_grid(params: Params, exclude: Sequence[Mapping[str, Any]] = ()) -> lis
     axes = [_grid_axis(dist) for dist in searched.values()]
     paths = [tuple(label.split("/")) for label in searched]
     done = {_run_identity(paths, axes, config) for config in exclude}
-    return [dict(zip(searched, (value for _, value in combo)))
+    return [dict(zip(searched, (value for _, value in combo), strict=True))
             for combo in itertools.product(*axes) if tuple(key for key, _ in combo) not in done]
 
 
@@ -150,7 +150,7 @@ class GridSearcher(StatefulSearcher):
         self._points = points
         self._next = 0
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str:  # type: ignore[override]  # Ray's hint omits FINISHED
         if self._next >= len(self._points):
             return Searcher.FINISHED
         self._next += 1
@@ -191,7 +191,7 @@ class SweepSearcher(Searcher):
     a trial without any finite value reaches the inner searcher as an error.
 
     `resumed` maps the Ray trial ids of runs a stopped driver cut off to their
-    configs: asked for one of those ids (by `SweepSearch`), it returns that
+    configs: asked for one of those ids (by `SweepTrialGenerator`), it returns that
     config, outside the `max_runs` budget and unseen by the inner searcher.
     """
 
@@ -212,7 +212,7 @@ class SweepSearcher(Searcher):
         self._mode = self._mode or mode
         return True
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # as above
         if trial_id in self.resumed:
             return copy.deepcopy(self.resumed.pop(trial_id))
         if self._max_runs is not None and self._suggested >= self._max_runs:
@@ -268,7 +268,7 @@ class SweepSearcher(Searcher):
         self.searcher = saved["searcher"]
 
 
-class SweepSearch(SearchGenerator):
+class SweepTrialGenerator(SearchGenerator):
     """Ray's trial factory for a sweep: runs a stopped driver cut off first, then new suggestions.
 
     A run's id derives from its Ray trial id (`raysweep.names.run_id_for`), on
@@ -313,7 +313,8 @@ def _hyperopt_space(params: Params) -> dict[str, Any]:
         elif dist.probabilities is None:
             space_[label] = hp.choice(label, list(range(len(dist.values))))
         else:
-            space_[label] = hp.pchoice(label, list(zip(dist.probabilities, range(len(dist.values)))))
+            weighted = zip(dist.probabilities, range(len(dist.values)), strict=True)
+            space_[label] = hp.pchoice(label, list(weighted))
     return space_
 
 
@@ -342,6 +343,7 @@ def make_searcher(spec: SweepSpec, *, seed: int | None, max_runs: int | None,
     elif spec.method == "random":
         inner = RandomSearcher({label: space.to_domain(dist) for label, dist in params.searched().items()}, seed)
     else:
+        assert metric is not None and mode is not None, "load_spec requires a metric for bayes"
         inner = _bayes(params, metric, mode, seed, max_runs)
     decode = params.decode if spec.method == "bayes" else params.nest
     return SweepSearcher(inner, decode=decode, metric=metric, mode=mode, max_runs=max_runs,

@@ -1,12 +1,14 @@
 """W&B parameter distributions as Ray Tune domains that sample the same distribution.
 
-Where Ray has a primitive with exactly W&B's distribution (uniform, randint with
-max + 1, loguniform, randn, choice) it is used, so Ray's own searchers keep
-understanding the space. Every other kind (W&B's unbounded half-to-even ``q``
-rounding with its int/float typing, weighted categoricals, log-normal, beta)
-becomes a small `Domain` subclass whose sampler calls the `Distribution`'s own
-ppf: a `sample_from` lambda would sample the same values but hide the
-distribution from searchers. Every domain built here carries the
+Two users: `RandomSearcher` draws each random run's values from these domains
+(with its own seeded Generator), and `raysweep show` prints them.  No Ray
+searcher is handed them as a search space (grid walks W&B's grid points, bayes
+searches quantiles), so they need only sample right and say what they sample.
+Where Ray has a primitive with exactly W&B's distribution (uniform, randint
+with max + 1, loguniform, randn, choice) it is used; every other kind (W&B's
+unbounded half-to-even ``q`` rounding with its int/float typing, weighted
+categoricals, log-normal, beta) becomes a small `Domain` subclass whose sampler
+calls the `Distribution`'s own ppf.  Every domain built here carries the
 `Distribution` it came from as ``domain.distribution``.
 """
 
@@ -32,6 +34,7 @@ from raysweep.spec.distributions import (
     LogUniformValues,
     Normal,
     Uniform,
+    describe_distribution,
 )
 
 if TYPE_CHECKING:
@@ -49,6 +52,7 @@ class WandbSampler(ray_sample.Sampler):
         random_state: ray_sample.RandomState = None,
     ) -> Any:
         """One plain value for ``size == 1`` (as Ray's samplers), else a list of ``size``."""
+        assert isinstance(domain, WandbDomain), "WandbSampler samples only the domains built here"
         rng = ray_internals.numpy_random_state(random_state)
         return domain.distribution.sample(rng, None if size == 1 else size)
 
@@ -86,7 +90,7 @@ def to_domain(dist: Distribution) -> Any:
     domain = _primitive(dist)
     if domain is None:
         return _custom(dist)
-    domain.distribution = dist
+    domain.distribution = dist  # type: ignore[attr-defined]  # Ray's own domain, tagged like ours
     return domain
 
 
@@ -131,11 +135,7 @@ def search_space(spec: SweepSpec) -> dict[str, Any]:
 
 def describe(dist: Distribution) -> str:
     """One line for `raysweep show`: what W&B samples, then the Ray domain that does it."""
-    meaning = _meaning(dist)
-    q = getattr(dist, "q", None)
-    if q is not None:
-        kind = "ints" if isinstance(q, int) else "floats"
-        meaning += f", rounded half-to-even to multiples of q={q!r} ({kind}; may pass the bounds)"
+    meaning = describe_distribution(dist)
     domain = to_domain(dist)
     if not isinstance(domain, ray_sample.Domain):
         return meaning
@@ -143,34 +143,3 @@ def describe(dist: Distribution) -> str:
     if type(domain) is ray_sample.Integer:  # tune.randint: the upper bound is exclusive
         bounds = f"[{domain.lower}, {domain.upper})"
     return f"{meaning} -> Ray {type(domain).__name__}[{domain.get_sampler()}] {bounds}"
-
-
-def _meaning(dist: Distribution) -> str:
-    if isinstance(dist, Constant):
-        return f"constant {dist.value!r}"
-    if isinstance(dist, Categorical):
-        if dist.probabilities is None:
-            return f"categorical, uniform over {list(dist.values)!r}"
-        return f"categorical over {list(dist.values)!r} with probabilities {list(dist.probabilities)!r}"
-    if isinstance(dist, IntUniform):
-        return f"int_uniform: integers {dist.min}..{dist.max}, both included"
-    return f"{dist.name}: {_SHAPES[dist.name].format(d=dist)}"
-
-
-_SHAPES: dict[str, str] = {
-    "uniform": "uniform on [{d.min!r}, {d.max!r}]",
-    "q_uniform": "uniform on [{d.min!r}, {d.max!r}]",
-    "log_uniform": "log-uniform on [e^{d.min!r}, e^{d.max!r}] (min/max are natural-log exponents)",
-    "q_log_uniform": "log-uniform on [e^{d.min!r}, e^{d.max!r}] (min/max are natural-log exponents)",
-    "log_uniform_values": "log-uniform on [{d.min!r}, {d.max!r}]",
-    "q_log_uniform_values": "log-uniform on [{d.min!r}, {d.max!r}]",
-    "inv_log_uniform": "log-uniform on [e^-{d.max!r}, e^-{d.min!r}] (W&B's engine samples it so)",
-    "inv_log_uniform_values": "log-uniform on [{d.min!r}, {d.max!r}], exactly like log_uniform_values "
-    "(W&B's engine samples it so, not as 1/x)",
-    "normal": "normal(mu={d.mu!r}, sigma={d.sigma!r})",
-    "q_normal": "normal(mu={d.mu!r}, sigma={d.sigma!r})",
-    "log_normal": "exp(normal(mu={d.mu!r}, sigma={d.sigma!r}))",
-    "q_log_normal": "exp(normal(mu={d.mu!r}, sigma={d.sigma!r}))",
-    "beta": "beta(a={d.a!r}, b={d.b!r}) on [0, 1]",
-    "q_beta": "beta(a={d.a!r}, b={d.b!r}) on [0, 1]",
-}

@@ -6,26 +6,30 @@ formula for formula, including its quirks (``q`` rounds half-to-even and may
 pass ``max``; an ``int`` q gives ints while the default ``1.0`` gives floats;
 ``inv_log_uniform_values`` samples like ``log_uniform_values``), so that a
 sweep file means the same thing under raysweep as under W&B. The Ray domains in
-`space.py` and the searchers call these objects instead of re-deriving formulas.
+`raysweep.search.space` and the searchers call these objects instead of
+re-deriving formulas.
+
+Each kind is a named class: a formula class (``_UniformFormula``...) gives its
+fields and raw values, an output step (`_Unquantized` floats or `_Quantized`
+``q`` rounding) turns them into W&B's values.  scipy is imported on the first
+sample, not with this module: loading a sweep file (``raysweep validate``)
+never samples, and scipy.stats alone takes most of a second to import.
 """
 
 from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from scipy import stats
 
 from raysweep.values import finite_number
 
 # Smallest u handed to a ppf by `sample`: u == 0 would map unbounded
 # distributions to -inf (W&B shares the flaw, with probability 2**-53).
 _SMALLEST_U = np.nextafter(0.0, 1.0)
-_F = TypeVar("_F", bound="Distribution")
 
 
 def _require_number(field: str, value: Any) -> None:
@@ -71,6 +75,10 @@ class Distribution(ABC):
         values = self.ppf(np.maximum(u, _SMALLEST_U))
         return values[0] if size is None else values
 
+    def support(self) -> tuple[float, float]:
+        """Smallest and largest value it can yield (may be infinite); only numeric kinds have one."""
+        raise TypeError(f"{self.name} has no numeric range")
+
     def grid_values(self) -> list[Any]:
         """The values W&B's grid search walks; W&B's grid rejects every other kind."""
         raise TypeError(
@@ -85,6 +93,8 @@ def _uniform_index(u: np.ndarray, low: int, high: int) -> np.ndarray:
     scipy maps u == 0 to ``low - 1`` (W&B then picks the *last* categorical
     value); clipping only changes that measure-zero point.
     """
+    from scipy import stats  # on first sampling, see the module docstring
+
     return np.clip(stats.randint.ppf(u, low, high), low, high - 1).astype(int)
 
 
@@ -166,7 +176,9 @@ class _Quantized(Distribution):
     """Output step of the q_* kinds: W&B's ``np.round(x / q) * q``, ints when q is an int."""
 
     q: float = 1.0
-    _raw: ClassVar[Callable[[np.ndarray], np.ndarray]]  # from the formula class
+
+    if TYPE_CHECKING:  # the formula class, after this one in each kind's bases, defines it
+        def _raw(self, u: np.ndarray) -> np.ndarray: ...
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -189,10 +201,12 @@ class _Unquantized(Distribution):
     """Output step of the float kinds: the formula's values as Python floats."""
 
     continuous = True
-    _raw: ClassVar[Callable[[np.ndarray], np.ndarray]]  # from the formula class
+
+    if TYPE_CHECKING:  # the formula class, after this one in each kind's bases, defines it
+        def _raw(self, u: np.ndarray) -> np.ndarray: ...
 
     def _ppf(self, u: np.ndarray) -> list[Any]:
-        return np.asarray(self._raw(u), dtype=float).tolist()
+        return np.asarray(self._raw(u), dtype=np.float64).tolist()
 
     def support(self) -> tuple[float, float]:
         """Smallest and largest value it can yield; may be infinite."""
@@ -204,6 +218,8 @@ class _Unquantized(Distribution):
 class IntUniform(_MinMax):
     """Integers min..max, max included (W&B's `randint.ppf(u, min, max + 1)`)."""
 
+    min: int
+    max: int
     name: ClassVar[str] = "int_uniform"
 
     def __post_init__(self) -> None:
@@ -224,27 +240,9 @@ class IntUniform(_MinMax):
         return list(range(self.min, self.max + 1))
 
 
-def _kind(formula: type[_F], name: str, doc: str, **methods: Any) -> type[_F]:
-    """The W&B kind `name` over one formula class: a float kind, or its q_* twin.
-
-    A float kind and its q_* twin share fields and formula and differ only in the
-    output step (`_Unquantized` or `_Quantized`), so both are built here from the
-    formula instead of being written out twice.
-    """
-    step = _Quantized if name.startswith("q_") else _Unquantized
-    cls_name = "".join(part.capitalize() for part in name.split("_"))
-    namespace = {"name": name, "__doc__": doc, "__module__": __name__, "__qualname__": cls_name, **methods}
-    return dataclass(frozen=True)(type(cls_name, (step, formula), namespace))
-
-
 class _UniformFormula(_MinMax):
     def _raw(self, u: np.ndarray) -> np.ndarray:
         return u * (self.max - self.min) + self.min
-
-
-def _arange_grid(self: Any) -> list[Any]:
-    """W&B's grid for q_uniform: ``np.arange(min, max, q)``, which leaves out max."""
-    return np.arange(self.min, self.max, self.q).tolist()
 
 
 class _ExpFormula(_MinMax):
@@ -295,11 +293,15 @@ class _Gaussian(Distribution):
 
 class _NormalFormula(_Gaussian):
     def _raw(self, u: np.ndarray) -> np.ndarray:
+        from scipy import stats  # on first sampling, see the module docstring
+
         return stats.norm.ppf(u, loc=self.mu, scale=self.sigma)
 
 
 class _LogNormalFormula(_Gaussian):
     def _raw(self, u: np.ndarray) -> np.ndarray:
+        from scipy import stats  # on first sampling, see the module docstring
+
         return stats.lognorm.ppf(u, s=self.sigma, scale=np.exp(self.mu))
 
 
@@ -315,27 +317,154 @@ class _BetaFormula(Distribution):
         _require_positive("b", self.b, "write e.g. b: 5")
 
     def _raw(self, u: np.ndarray) -> np.ndarray:
+        from scipy import stats  # on first sampling, see the module docstring
+
         return stats.beta.ppf(u, a=self.a, b=self.b)
 
 
-Uniform = _kind(_UniformFormula, "uniform", "Floats uniform on [min, max].")
-QUniform = _kind(_UniformFormula, "q_uniform", "``round(uniform(min, max) / q) * q``: edge values get "
-                 "half weight and may pass max.", grid_values=_arange_grid)
-LogUniform = _kind(_ExpFormula, "log_uniform", "``exp(uniform(min, max))``: bounds are exponents.")
-QLogUniform = _kind(_ExpFormula, "q_log_uniform", "``round(exp(uniform(min, max)) / q) * q``.")
-LogUniformValues = _kind(_LogValuesFormula, "log_uniform_values", "Log-uniform on [min, max].")
-QLogUniformValues = _kind(_LogValuesFormula, "q_log_uniform_values",
-                          "``round(log_uniform_values / q) * q``; 0 when q > min is possible.")
-InvLogUniform = _kind(_InvExpFormula, "inv_log_uniform",
-                      "Log-uniform on [e^-max, e^-min]: what W&B's engine samples, despite the name.")
-InvLogUniformValues = _kind(_InvLogValuesFormula, "inv_log_uniform_values",
-                            "Log-uniform on [min, max]: W&B's engine samples it exactly like log_uniform_values.")
-Normal = _kind(_NormalFormula, "normal", "``norm.ppf(u, mu, sigma)``.")
-QNormal = _kind(_NormalFormula, "q_normal", "``round(normal(mu, sigma) / q) * q``, unbounded.")
-LogNormal = _kind(_LogNormalFormula, "log_normal", "``exp(normal(mu, sigma))``.")
-QLogNormal = _kind(_LogNormalFormula, "q_log_normal", "``round(exp(normal(mu, sigma)) / q) * q``.")
-Beta = _kind(_BetaFormula, "beta", "``beta.ppf(u, a, b)`` on [0, 1].")
-QBeta = _kind(_BetaFormula, "q_beta", "``round(beta(a, b) / q) * q``.")
+# Each W&B kind: its formula class, then its output step (floats, or the q_* rounding).
+
+@dataclass(frozen=True)
+class Uniform(_Unquantized, _UniformFormula):
+    """Floats uniform on [min, max]."""
+
+    name: ClassVar[str] = "uniform"
+
+
+@dataclass(frozen=True)
+class QUniform(_Quantized, _UniformFormula):
+    """``round(uniform(min, max) / q) * q``: edge values get half weight and may pass max."""
+
+    name: ClassVar[str] = "q_uniform"
+
+    def grid_values(self) -> list[Any]:
+        """W&B's grid for q_uniform: ``np.arange(min, max, q)``, which leaves out max."""
+        return np.arange(self.min, self.max, self.q).tolist()
+
+
+@dataclass(frozen=True)
+class LogUniform(_Unquantized, _ExpFormula):
+    """``exp(uniform(min, max))``: bounds are exponents."""
+
+    name: ClassVar[str] = "log_uniform"
+
+
+@dataclass(frozen=True)
+class QLogUniform(_Quantized, _ExpFormula):
+    """``round(exp(uniform(min, max)) / q) * q``."""
+
+    name: ClassVar[str] = "q_log_uniform"
+
+
+@dataclass(frozen=True)
+class LogUniformValues(_Unquantized, _LogValuesFormula):
+    """Log-uniform on [min, max]."""
+
+    name: ClassVar[str] = "log_uniform_values"
+
+
+@dataclass(frozen=True)
+class QLogUniformValues(_Quantized, _LogValuesFormula):
+    """``round(log_uniform_values / q) * q``; 0 when q > min is possible."""
+
+    name: ClassVar[str] = "q_log_uniform_values"
+
+
+@dataclass(frozen=True)
+class InvLogUniform(_Unquantized, _InvExpFormula):
+    """Log-uniform on [e^-max, e^-min]: what W&B's engine samples, despite the name."""
+
+    name: ClassVar[str] = "inv_log_uniform"
+
+
+@dataclass(frozen=True)
+class InvLogUniformValues(_Unquantized, _InvLogValuesFormula):
+    """Log-uniform on [min, max]: W&B's engine samples it exactly like log_uniform_values."""
+
+    name: ClassVar[str] = "inv_log_uniform_values"
+
+
+@dataclass(frozen=True)
+class Normal(_Unquantized, _NormalFormula):
+    """``norm.ppf(u, mu, sigma)``."""
+
+    name: ClassVar[str] = "normal"
+
+
+@dataclass(frozen=True)
+class QNormal(_Quantized, _NormalFormula):
+    """``round(normal(mu, sigma) / q) * q``, unbounded."""
+
+    name: ClassVar[str] = "q_normal"
+
+
+@dataclass(frozen=True)
+class LogNormal(_Unquantized, _LogNormalFormula):
+    """``exp(normal(mu, sigma))``."""
+
+    name: ClassVar[str] = "log_normal"
+
+
+@dataclass(frozen=True)
+class QLogNormal(_Quantized, _LogNormalFormula):
+    """``round(exp(normal(mu, sigma)) / q) * q``."""
+
+    name: ClassVar[str] = "q_log_normal"
+
+
+@dataclass(frozen=True)
+class Beta(_Unquantized, _BetaFormula):
+    """``beta.ppf(u, a, b)`` on [0, 1]."""
+
+    name: ClassVar[str] = "beta"
+
+
+@dataclass(frozen=True)
+class QBeta(_Quantized, _BetaFormula):
+    """``round(beta(a, b) / q) * q``."""
+
+    name: ClassVar[str] = "q_beta"
+
+
+def describe_distribution(dist: Distribution) -> str:
+    """What W&B samples for `dist`, in words (``raysweep show`` prints it)."""
+    q = getattr(dist, "q", None)
+    if q is None:
+        return _shape(dist)
+    kind = "ints" if isinstance(q, int) else "floats"
+    return f"{_shape(dist)}, rounded half-to-even to multiples of q={q!r} ({kind}; may pass the bounds)"
+
+
+def _shape(dist: Distribution) -> str:
+    if isinstance(dist, Constant):
+        return f"constant {dist.value!r}"
+    if isinstance(dist, Categorical):
+        if dist.probabilities is None:
+            return f"categorical, uniform over {list(dist.values)!r}"
+        return f"categorical over {list(dist.values)!r} with probabilities {list(dist.probabilities)!r}"
+    if isinstance(dist, IntUniform):
+        return f"int_uniform: integers {dist.min}..{dist.max}, both included"
+    return f"{dist.name}: {_SHAPES[dist.name].format(d=dist)}"
+
+
+_SHAPES: dict[str, str] = {
+    "uniform": "uniform on [{d.min!r}, {d.max!r}]",
+    "q_uniform": "uniform on [{d.min!r}, {d.max!r}]",
+    "log_uniform": "log-uniform on [e^{d.min!r}, e^{d.max!r}] (min/max are natural-log exponents)",
+    "q_log_uniform": "log-uniform on [e^{d.min!r}, e^{d.max!r}] (min/max are natural-log exponents)",
+    "log_uniform_values": "log-uniform on [{d.min!r}, {d.max!r}]",
+    "q_log_uniform_values": "log-uniform on [{d.min!r}, {d.max!r}]",
+    "inv_log_uniform": "log-uniform on [e^-{d.max!r}, e^-{d.min!r}] (W&B's engine samples it so)",
+    "inv_log_uniform_values": "log-uniform on [{d.min!r}, {d.max!r}], exactly like log_uniform_values "
+    "(W&B's engine samples it so, not as 1/x)",
+    "normal": "normal(mu={d.mu!r}, sigma={d.sigma!r})",
+    "q_normal": "normal(mu={d.mu!r}, sigma={d.sigma!r})",
+    "log_normal": "exp(normal(mu={d.mu!r}, sigma={d.sigma!r}))",
+    "q_log_normal": "exp(normal(mu={d.mu!r}, sigma={d.sigma!r}))",
+    "beta": "beta(a={d.a!r}, b={d.b!r}) on [0, 1]",
+    "q_beta": "beta(a={d.a!r}, b={d.b!r}) on [0, 1]",
+}
+
 
 DISTRIBUTIONS: dict[str, type[Distribution]] = {
     cls.name: cls

@@ -123,7 +123,7 @@ def _read_source(source: object) -> tuple[str | None, str | None]:
     if isinstance(source, Mapping):
         return None, None
     if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
-        path = os.fspath(source)  # type: ignore[arg-type]
+        path = os.fspath(source)
         try:
             return Path(path).read_text(encoding="utf-8"), str(path)
         except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 
-class RunConfig(dict):
+class AttrDict(dict):
     """A dict whose keys are also attributes, recursively for nested dicts."""
 
     def __init__(self, data: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
@@ -20,8 +20,8 @@ class RunConfig(dict):
             self[key] = value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if isinstance(value, Mapping) and not isinstance(value, RunConfig):
-            value = RunConfig(value)
+        if isinstance(value, Mapping) and not isinstance(value, AttrDict):
+            value = AttrDict(value)
         super().__setitem__(key, value)
 
     def __getattr__(self, key: str) -> Any:
@@ -35,7 +35,7 @@ class RunConfig(dict):
 
     def as_dict(self) -> dict[str, Any]:
         """A plain nested dict copy (what `yaml.safe_dump`/`json.dumps` accept)."""
-        return {k: v.as_dict() if isinstance(v, RunConfig) else v for k, v in self.items()}
+        return {k: v.as_dict() if isinstance(v, AttrDict) else v for k, v in self.items()}
 
 
 def leaves(tree: Mapping[str, Any], *, sort: bool = False) -> dict[tuple[str, ...], Any]:

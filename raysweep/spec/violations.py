@@ -93,12 +93,14 @@ def yaml_number_literal(text: str) -> str:
 
 def parse_numeric_string(value: object) -> int | float | None:
     """The number a string like ``"1e-5"`` spells, or None if it is not one (or not finite)."""
-    match = _NUMERIC_TEXT.fullmatch(value) if isinstance(value, str) and len(value) <= 64 else None
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    match = _NUMERIC_TEXT.fullmatch(value)
     if match is None:
         return None
     if "." not in match.group(2) and match.group(3) is None:
-        return int(value)  # type: ignore[arg-type]
-    number = float(value)  # type: ignore[arg-type]
+        return int(value)
+    number = float(value)
     return number if math.isfinite(number) else None
 
 
@@ -129,9 +131,10 @@ def is_number(value: object) -> bool:
 
 def as_integer(value: object) -> int | None:
     """``value`` as an int when JSON Schema calls it an integer (``3`` or ``3.0``), else None."""
-    if is_number(value) and float(value).is_integer():  # type: ignore[arg-type]
-        return int(value)  # type: ignore[call-overload, no-any-return]
-    return None
+    if not isinstance(value, (int, float)):
+        return None
+    number = finite_number(value)
+    return int(value) if number is not None and number.is_integer() else None
 
 
 def check_choice(report: Report, path: str, value: object, choices: Iterable[str], hint: str = "") -> bool:

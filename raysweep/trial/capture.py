@@ -408,7 +408,7 @@ class Config:
         return key, value
 
 
-class Summary(dict):  # type: ignore[type-arg]
+class Summary(dict[str, Any]):
     """``run.summary``: each key's last logged value, plus what the script sets (sent to the trial)."""
 
     def __init__(self, channel: Channel) -> None:
@@ -425,7 +425,7 @@ class Summary(dict):  # type: ignore[type-arg]
 
     __setattr__ = __setitem__
 
-    def update(self, d: Mapping[str, Any] = {}, **kwargs: Any) -> None:  # noqa: B006 - dict.update's signature
+    def update(self, d: Mapping[str, Any] = {}, **kwargs: Any) -> None:  # type: ignore[override]  # noqa: B006 - W&B's summary.update(dict) form only
         values = plain({**d, **kwargs})
         super().update(values)
         self._channel.summary(values)
@@ -566,9 +566,8 @@ class Run:
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, exc_type: type | None, *_exc: object) -> bool:
+    def __exit__(self, exc_type: type | None, *_exc: object) -> None:
         self.finish(exit_code=1 if exc_type else 0)
-        return False
 
     @property
     def step(self) -> int:
@@ -698,7 +697,9 @@ def install_in_process(config: Mapping[str, Any], *, run_id: str | None = None,
     after ``train`` returns, as W&B's agent does.
     """
     if report is None:
-        from raysweep.trial.session import report_row as report
+        from raysweep.trial.session import report_row
+
+        report = report_row
     _start(_Capture(Reporter(report), dict(config), run_id))
     sys.modules["wandb"] = sys.modules[__name__]
 

@@ -26,6 +26,7 @@ is `ProgramSilent`.  Nothing here imports Ray.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -37,14 +38,14 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Union
 
 from raysweep.trial.capture import RESULT_FD_ENV, Reporter
 from raysweep.errors import ProgramError
 
 TAIL_LINES = 20
-#: Seconds between SIGTERM and SIGKILL when a run is stopped (`raysweep run --kill-grace`).
-KILL_GRACE = 30.0
+#: Where the program's output goes when not to a file: any binary stream (e.g. `raysweep.trial.program.Courier`).
+ByteSink = Union[IO[bytes], io.RawIOBase]
 
 # The reaper: stdlib only and run with -I, so it starts fast and ignores the user's PYTHON* settings.
 # argv: lifeline fd, result fd, kill grace, command...  It writes {"exit": status} to the result pipe.
@@ -187,7 +188,7 @@ class _Child:
 class _OutputPump(threading.Thread):
     """Copies the program's output, line by line, to output.log and (verbose) to `echo`; keeps the tail."""
 
-    def __init__(self, stream: IO[bytes], output: Path | IO[bytes] | None,
+    def __init__(self, stream: IO[bytes], output: Path | ByteSink | None,
                  echo: Callable[[str], None] | None) -> None:
         super().__init__(daemon=True)
         self._stream, self._output, self._echo = stream, output, echo
@@ -204,7 +205,7 @@ class _OutputPump(threading.Thread):
                 if sink is not None:
                     sink = self._write(sink, line)
 
-    def _open_sink(self) -> IO[bytes] | None:
+    def _open_sink(self) -> ByteSink | None:
         if not isinstance(self._output, Path):
             return self._output
         try:
@@ -214,7 +215,7 @@ class _OutputPump(threading.Thread):
             self.tail.append(f"raysweep: cannot write {self._output}: {exc}")
             return None
 
-    def _write(self, sink: IO[bytes], line: bytes) -> IO[bytes] | None:
+    def _write(self, sink: ByteSink, line: bytes) -> ByteSink | None:
         """One write per line; on a full or read-only disk stop writing but keep draining the pipe."""
         try:
             sink.write(line)
@@ -226,7 +227,7 @@ class _OutputPump(threading.Thread):
 
 
 def run_child(command: Sequence[str], *, env: Mapping[str, str], cwd: str, kill_grace: float,
-              reporter: Reporter, output: Path | IO[bytes] | None = None,
+              reporter: Reporter, output: Path | ByteSink | None = None,
               echo: Callable[[str], None] | None = None,
               timeout: float | None = None) -> ChildExit:
     """Run `command` to its end, feeding each row it sends to `reporter`.

@@ -37,7 +37,7 @@ import yaml
 
 from raysweep.trial.capture import SIDE_RUNS_ENV, Reporter, ReportFn
 from raysweep.values import plain
-from raysweep.trial.child import KILL_GRACE, run_child
+from raysweep.trial.child import run_child
 from raysweep.trial.echo import Sender
 from raysweep.errors import ProgramError
 from raysweep.names import run_id_for
@@ -198,7 +198,8 @@ class Courier(io.RawIOBase):
 
     def __init__(self, report: ReportFn) -> None:
         super().__init__()
-        self._report, self._last = report, {}
+        self._report = report
+        self._last: dict[str, Any] = {}
         self._chunks: list[bytes] = []
         self._lock = threading.Lock()
 
@@ -239,7 +240,7 @@ def _node_id() -> str | None:
     return None
 
 
-def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str], kill_grace: float = KILL_GRACE, *,
+def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str], kill_grace: float, *,
                       runs_dir: str | os.PathLike[str] | None = None, run_timeout: float | None = None,
                       echo_to: Any = None, wandb_dir: str | None = None,
                       report: ReportFn | None = None) -> Callable[[dict[str, Any]], None]:

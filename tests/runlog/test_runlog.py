@@ -30,10 +30,11 @@ import pytest
 import yaml
 
 from raysweep.errors import RunLogError
-from raysweep.names import check_id, new_run_id, new_sweep_id, run_id_for, run_name, slug
+from raysweep.names import check_id, new_id, new_sweep_id, run_id_for, run_name, slug
 from raysweep.values import plain
 from raysweep.runlog.recorder import RunLogCallback, history_row
-from raysweep.runlog.log import COLUMNS, RunLog, best_run, load
+from raysweep.runlog.log import COLUMNS, RunLog, load
+from raysweep.runlog.rundir import best_record
 from reference import run_reference
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +61,15 @@ def new_log(out: Path, **spec: Any) -> RunLog:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+new_run_id = new_id  # the runs these tests start are not Ray trials
+
+
+def best_run(source: RunLog | Path, metric: str, goal: str = "minimize") -> dict[str, Any] | None:
+    """The ended run that sweep.json's rule ranks best by ``summary[metric]``."""
+    log = source if isinstance(source, RunLog) else RunLog.open(source)
+    return best_record(log.finished_runs(), metric, goal)
 
 
 def started(log: RunLog, config: dict[str, Any] | None = None, **metadata: Any) -> str:
@@ -386,7 +396,7 @@ def test_a_torn_line_is_ignored_by_readers_and_cut_by_the_next_append(tmp_path):
 _WRITER = """
 import random, sys
 sys.path.insert(0, sys.argv[2])
-from raysweep.names import new_run_id
+from raysweep.names import new_id as new_run_id
 from raysweep.runlog.log import RunLog
 log = RunLog.open(sys.argv[1])
 rng = random.Random()

@@ -356,8 +356,8 @@ def test_tuner_runs_the_searcher_until_finished(ray_session: None, tmp_path: Pat
     assert results.get_best_result().metrics["loss"] < 1.0
 
 
-def _trial_factory(searcher: search.SweepSearcher, max_concurrent: int | None) -> search.SweepSearch:
-    generator = search.SweepSearch(searcher, max_concurrent)
+def _trial_factory(searcher: search.SweepSearcher, max_concurrent: int | None) -> search.SweepTrialGenerator:
+    generator = search.SweepTrialGenerator(searcher, max_concurrent)
     generator.add_configurations({"sweep": {"run": lambda config: None, "num_samples": 4}})
     return generator
 

@@ -270,3 +270,18 @@ def test_distributions_are_frozen_and_hashable_when_values_are() -> None:
     with pytest.raises(AttributeError):
         dist.values = (3,)  # type: ignore[misc]
     assert hash(dist) == hash(Categorical((1, 2)))
+
+
+def test_every_kind_is_a_class_written_under_its_own_name() -> None:
+    """``grep "class QLogUniformValues"`` finds each kind: named classes, not ones made at run time."""
+    import inspect
+
+    from raysweep.spec import distributions
+
+    source = inspect.getsource(distributions)
+    for name, cls in distributions.DISTRIBUTIONS.items():
+        if name == "categorical_w_probabilities":
+            continue
+        assert cls.__name__ == "".join(part.capitalize() for part in name.split("_"))
+        assert f"\nclass {cls.__name__}(" in source and cls.__module__ == distributions.__name__
+        assert cls.name == name and getattr(distributions, cls.__name__) is cls
