@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -176,7 +177,10 @@ def _finish(result: Any, args: argparse.Namespace) -> int:
     if result.state == "cancelled":
         print(f"raysweep: interrupted; resume with `raysweep run --resume {result.path}`",
               file=sys.stderr)
-        return EXIT_INTERRUPTED
+        if result.exit_code:  # drained: a repeated signal must not break Ray's shut-down on the way out
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
+        return result.exit_code or EXIT_INTERRUPTED
     return 0
 
 
@@ -258,9 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"raysweep {args.verb}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # a second signal, or one outside the sweep's loop
         print("raysweep: interrupted; resume with `raysweep run --resume DIR`", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + exc.signum if hasattr(exc, "signum") else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from raysweep.driver import cluster, echo
 from raysweep.search import searchers as search, stopping
 from raysweep.spec.tree import AttrDict
 from raysweep.errors import RunLogError
-from raysweep.driver.interrupt import catch_interrupt
+from raysweep.driver.interrupt import Drain, catch_interrupt, watchdog
 from raysweep.names import new_sweep_id
 from raysweep.driver import progress
 from raysweep.runlog.recorder import RunLogCallback
@@ -50,6 +50,7 @@ class SweepResult:
     spec: SweepSpec
     state: str
     runs: pd.DataFrame = field(repr=False)
+    exit_code: int = 0  # 128 + the signal that stopped the sweep (130 for Ctrl-C), else 0
 
     @property
     def best_run(self) -> dict[str, Any] | None:
@@ -106,7 +107,8 @@ def function_trainable(train_fn: TrainFn) -> Callable[[dict[str, Any]], None]:
 
 
 def _make_trainable(spec: SweepSpec, log: RunLog, train_fn: TrainFn | None,
-                    settings: Settings, echo_to: Any = None) -> Callable[[dict[str, Any]], None]:
+                    settings: Settings, echo_to: Any = None,
+                    mark: str | None = None) -> Callable[[dict[str, Any]], None]:
     """The function each trial runs: the user's `train` or the sweep's program (`echo_to`: --verbose)."""
     if train_fn is not None:
         return function_trainable(train_fn)
@@ -115,7 +117,7 @@ def _make_trainable(spec: SweepSpec, log: RunLog, train_fn: TrainFn | None,
     return program.program_trainable(
         spec, log.sweep_id, cwd=Path.cwd(), runs_dir=log.path / "runs",
         kill_grace=settings.kill_grace, run_timeout=settings.run_timeout,
-        echo_to=echo_to)
+        echo_to=echo_to, mark=mark)
 
 
 def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
@@ -149,13 +151,19 @@ def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
                       tune_config=tune_config, run_config=run_config)
 
 
-def _fit(tuner: tune.Tuner, log: RunLog, stopper: stopping.TargetStopper | None) -> str:
-    """Run the Tuner; the sweep's final state is `cancelled` when runs were left unfinished."""
+def _fit(tuner: tune.Tuner, log: RunLog, stopper: stopping.TargetStopper | None, drain: Drain) -> str:
+    """Run the Tuner; the sweep's final state is `cancelled` when runs were left unfinished.
+
+    After a signal the driver waits for the stopped programs on this machine
+    to exit (a second signal kills them), so nothing of the sweep outlives it.
+    """
     try:
-        with catch_interrupt() as interrupted:
+        with catch_interrupt(drain):
             grid = tuner.fit()
+            if drain.is_set():
+                drain.wait_for_programs()
     except KeyboardInterrupt:
-        log.finish("cancelled")
+        log.finish("cancelled", **_stopped_by(drain))
         raise
     except TuneError as exc:
         if isinstance(exc.__context__, RunLogError):  # the run log could not be written
@@ -164,9 +172,26 @@ def _fit(tuner: tune.Tuner, log: RunLog, stopper: stopping.TargetStopper | None)
             raise exc.__context__ from None
         raise
     unfinished = grid.num_terminated + grid.num_errors < len(grid)
-    state = "cancelled" if interrupted.is_set() or unfinished else "finished"
-    log.finish(state, target_reached=stopper is not None and stopper.reached)
+    state = "cancelled" if drain.is_set() or unfinished else "finished"
+    log.finish(state, target_reached=stopper is not None and stopper.reached, **_stopped_by(drain))
     return state
+
+
+def _stopped_by(drain: Drain) -> dict[str, str]:
+    """sweep.json's ``stopped_by``: the signal that stopped the sweep, if one did."""
+    import signal
+
+    return {"stopped_by": signal.Signals(drain.signum).name} if drain.signum else {}
+
+
+def _in_flight(log: RunLog) -> Callable[[], str]:
+    """Says which runs a drain waits for, e.g. ``2 runs in flight (a-1, b-2)``."""
+
+    def describe() -> str:
+        names = [record["name"] for record in log.running_runs()]
+        return f"{len(names)} run(s) in flight ({', '.join(names)})" if names else "no run in flight"
+
+    return describe
 
 
 @cluster.restored_environment()  # Ray's settings for this sweep, not for the caller's next Tuner
@@ -233,13 +258,15 @@ def run(
         spec = sweep if isinstance(sweep, SweepSpec) else load_spec(sweep)
         log = RunLog.create(Path(out or DEFAULT_OUT).resolve(), spec, new_sweep_id())
     programs = trainable is None and train_fn is None
-    with echo.streamed_output(log) if settings.verbose and programs else contextlib.nullcontext() as sink:
-        trainable = errors_are_final(trainable or _make_trainable(spec, log, train_fn, settings, sink))
-        return _sweep(spec, log, trainable, settings, programs)
+    with echo.streamed_output(log) if settings.verbose and programs else contextlib.nullcontext() as sink, \
+            watchdog(settings.kill_grace) if programs else contextlib.nullcontext() as mark:
+        trainable = errors_are_final(trainable or _make_trainable(spec, log, train_fn, settings, sink, mark))
+        drain = Drain(mark, settings.kill_grace, _in_flight(log))
+        return _sweep(spec, log, trainable, settings, programs, drain)
 
 
 def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
-           settings: Settings, programs: bool = False) -> SweepResult:
+           settings: Settings, programs: bool = False, drain: Drain | None = None) -> SweepResult:
     """Run the sweep's next runs: those a stopped driver cut off, then new ones, up to the budget.
 
     The run log is the record a later driver (a resume, the next agent)
@@ -248,6 +275,7 @@ def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
     what `--resume` needs to complete this driver's share.  Drivers take
     turns: one running at the same time would see the other's runs as cut off.
     """
+    drain = drain or Drain(None, settings.kill_grace)
     ended, cut_off = log.finished_runs(), log.cut_off_runs()
     budget = run_budget(spec, settings.count, already_done=len(ended))
     resumed = dict(itertools.islice(cut_off.items(), budget))
@@ -265,8 +293,8 @@ def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
     stopper = stopping.make_stopper(spec)  # asked after the sweep whether it ended the sweep
     with progress.display(spec, log, budget) if settings.progress else contextlib.nullcontext() as shown:
         tuner = _tuner(spec, log, trainable, settings, budget, searcher, experiment, stopper, shown, programs)
-        state = _fit(tuner, log, stopper)
-    return SweepResult(log.path, spec, state, load(log.path))
+        state = _fit(tuner, log, stopper, drain)
+    return SweepResult(log.path, spec, state, load(log.path), drain.exit_code if drain.is_set() else 0)
 
 
 def as_launched(settings: Settings, launched: Mapping[str, Any], ended: int, *,

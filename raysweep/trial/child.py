@@ -1,12 +1,13 @@
 """The program's process: started under a reaper, its output pumped, its rows read.
 
-The trial starts a small reaper (``python -I -c _REAPER``) as the leader of a
-new session; the reaper starts the program in that process group, stdin
-closed, and waits.  When the trial ends its side of a "lifeline" pipe (Ray
-stopped the trial, the run timed out, or the worker process died for any
+The trial starts a small reaper (`raysweep.trial.reaper`, ``run`` mode) as the
+leader of a new session; the reaper starts the program in that process group,
+stdin closed, and waits.  When the trial ends its side of a "lifeline" pipe
+(Ray stopped the trial, the run timed out, or the worker process died for any
 reason, even SIGKILL), the reaper sends SIGTERM to the group and SIGKILL after
-``kill_grace`` seconds, so no program outlives its trial.  After the reaper
-exits the trial SIGKILLs what is left of the group.
+``kill_grace`` seconds, so no program outlives its trial.  Descendants that
+left the group are found by the attempt's mark (``RAYSWEEP_MARK``).  After the
+reaper exits the trial SIGKILLs what is left of the group.
 
 Why a reaper: Ray 2.60 stops a function trainable by making the
 ``tune.report`` it is blocked in raise ``SystemExit(0)`` in the training
@@ -33,6 +34,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext, suppress
@@ -40,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Union
 
+from raysweep.trial import reaper
 from raysweep.trial.capture import RESULT_FD_ENV, Reporter
 from raysweep.errors import ProgramError
 
@@ -47,32 +50,7 @@ TAIL_LINES = 20
 #: Where the program's output goes when not to a file: any binary stream (e.g. `raysweep.trial.program.Courier`).
 ByteSink = Union[IO[bytes], io.RawIOBase]
 
-# The reaper: stdlib only and run with -I, so it starts fast and ignores the user's PYTHON* settings.
-# argv: lifeline fd, result fd, kill grace, command...  It writes {"exit": status} to the result pipe.
-_REAPER = r"""
-import os, signal, subprocess, sys, threading
-lifeline, results, grace = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(signum, lambda *_: None)  # a handler, not SIG_IGN: the program gets the defaults back
-try:
-    child = subprocess.Popen(sys.argv[4:], pass_fds=(results,))
-except Exception as exc:
-    print(f"raysweep: cannot start {sys.argv[4:5]}: {exc}", file=sys.stderr, flush=True)
-    status = 127
-else:
-    done = threading.Event()
-    def stop():
-        os.read(lifeline, 1)  # b"" once the trial closes its end or its process dies
-        if not done.is_set():
-            os.killpg(0, signal.SIGTERM)
-            if not done.wait(grace):
-                os.killpg(0, signal.SIGKILL)
-    threading.Thread(target=stop, daemon=True).start()
-    status = child.wait()
-    done.set()
-os.write(results, b'{"exit": %d}\n' % status)
-"""
-
+_REAPER = str(Path(reaper.__file__).resolve())
 
 class ProgramFailed(ProgramError):
     """The program exited non-zero, died of a signal or timed out (W&B: ``failed``/``crashed``)."""
@@ -138,13 +116,15 @@ class ChildExit:
 class _Child:
     """The program under its reaper, in a session of its own; `stop` starts SIGTERM-then-SIGKILL."""
 
-    def __init__(self, command: Sequence[str], *, env: Mapping[str, str], cwd: str, kill_grace: float) -> None:
+    def __init__(self, command: Sequence[str], *, env: Mapping[str, str], cwd: str, kill_grace: float,
+                 mark: str) -> None:
         lifeline, self._lifeline = os.pipe()
         results, results_w = os.pipe()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", _REAPER, str(lifeline), str(results_w), str(kill_grace), *command],
-                env={**env, RESULT_FD_ENV: str(results_w)}, cwd=cwd, stdin=subprocess.PIPE,
+                [sys.executable, "-I", _REAPER, "run", str(lifeline), str(results_w), str(kill_grace), mark,
+                 *command],
+                env={**env, RESULT_FD_ENV: str(results_w), reaper.MARK_ENV: mark}, cwd=cwd, stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(lifeline, results_w),
                 start_new_session=True)
         except BaseException:
@@ -158,31 +138,29 @@ class _Child:
         self.proc.stdin.close()  # like the agent: the program reads EOF, never blocks on a terminal
         self.stdout: IO[bytes] = self.proc.stdout
         self.results: IO[bytes] = open(results, "rb")  # noqa: SIM115 - closed in run_child
+        self.mark, self._grace = mark, kill_grace
         self._stop_lock = threading.Lock()
-        self._watcher = threading.Thread(target=self._kill_leftovers, daemon=True)
-        self._watcher.start()
+        self._backstop: threading.Timer | None = None
 
     def stop(self) -> None:
-        """Close the lifeline: the reaper SIGTERMs the group, then SIGKILLs it after the grace period."""
+        """Close the lifeline: the reaper SIGTERMs the group, then SIGKILLs it after the grace period.
+
+        Should the reaper itself be gone (killed from outside), the trial
+        SIGKILLs the attempt's marked processes a little after the grace period.
+        """
         with self._stop_lock:
             if self._lifeline >= 0:
                 os.close(self._lifeline)
                 self._lifeline = -1
+                self._backstop = threading.Timer(self._grace + 5.0, reaper.kill_marked, (self.mark, 0))
+                self._backstop.daemon = True
+                self._backstop.start()
 
-    def wait(self) -> int:
-        """The reaper's exit status, once the rest of its group is gone too."""
-        self._watcher.join()
-        return self.proc.wait()
-
-    def _kill_leftovers(self) -> None:
-        """Once the reaper has exited (not yet reaped, so its pid cannot be reused) kill the rest of its group.
-
-        This also ends processes the program left behind that still hold its
-        pipes, so reading them always reaches end of file.
-        """
-        os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOWAIT)
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+    def wait(self) -> None:
+        """Reap the reaper's first process (it forks the reaper proper and exits at once)."""
+        self.proc.wait()
+        if self._backstop is not None:
+            self._backstop.cancel()
 
 
 class _OutputPump(threading.Thread):
@@ -226,8 +204,13 @@ class _OutputPump(threading.Thread):
             return None
 
 
+def attempt_mark(driver_mark: str | None) -> str:
+    """The ``RAYSWEEP_MARK`` of one program attempt: ``<driver mark>/<attempt>`` (a fresh driver mark if None)."""
+    return f"{driver_mark or uuid.uuid4().hex[:16]}/{uuid.uuid4().hex[:16]}"
+
+
 def run_child(command: Sequence[str], *, env: Mapping[str, str], cwd: str, kill_grace: float,
-              reporter: Reporter, output: Path | ByteSink | None = None,
+              reporter: Reporter, mark: str | None = None, output: Path | ByteSink | None = None,
               echo: Callable[[str], None] | None = None,
               timeout: float | None = None) -> ChildExit:
     """Run `command` to its end, feeding each row it sends to `reporter`.
@@ -235,8 +218,9 @@ def run_child(command: Sequence[str], *, env: Mapping[str, str], cwd: str, kill_
     Whatever ends this call — the program exiting, `timeout`, or an exception
     from `reporter` (Ray's ``SystemExit`` when it stops the trial) — the program
     is stopped and its process group is gone before this returns or raises.
+    `mark` (`attempt_mark`) tags the program and its descendants.
     """
-    child = _Child(command, env=env, cwd=cwd, kill_grace=kill_grace)
+    child = _Child(command, env=env, cwd=cwd, kill_grace=kill_grace, mark=mark or attempt_mark(None))
     pump = _OutputPump(child.stdout, output, echo)
     pump.start()
     timed_out = threading.Event()
@@ -258,9 +242,9 @@ def run_child(command: Sequence[str], *, env: Mapping[str, str], cwd: str, kill_
         for _ in child.results:  # let a program finishing after SIGTERM write without blocking
             pass
         child.results.close()
-        reaper_status = child.wait()
+        child.wait()
         pump.join()
-    status = reaper_status if status is None else status
+    status = -signal.SIGKILL if status is None else status  # no exit line: the reaper was killed
     return ChildExit(status, messages, timeout if timed_out.is_set() else None, tuple(pump.tail))
 
 

@@ -37,7 +37,7 @@ import yaml
 
 from raysweep.trial.capture import SIDE_RUNS_ENV, Reporter, ReportFn
 from raysweep.values import plain
-from raysweep.trial.child import run_child
+from raysweep.trial.child import attempt_mark, run_child
 from raysweep.trial.echo import Sender
 from raysweep.errors import ProgramError
 from raysweep.names import run_id_for
@@ -183,6 +183,7 @@ class _Launch:
     wandb_dir: str
     report: ReportFn | None
     driver_node: str | None = None
+    mark: str | None = None  # the driver's RAYSWEEP_MARK prefix (`raysweep.trial.reaper`)
 
 
 class Courier(io.RawIOBase):
@@ -243,13 +244,15 @@ def _node_id() -> str | None:
 def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str], kill_grace: float, *,
                       runs_dir: str | os.PathLike[str] | None = None, run_timeout: float | None = None,
                       echo_to: Any = None, wandb_dir: str | None = None,
-                      report: ReportFn | None = None) -> Callable[[dict[str, Any]], None]:
+                      report: ReportFn | None = None, mark: str | None = None,
+                      ) -> Callable[[dict[str, Any]], None]:
     """A Ray function trainable that runs `spec`'s program once per trial, like ``wandb agent``.
 
     `cwd` is the launch directory (paths in the sweep file are relative to it);
     the program's output goes to ``runs_dir/<run id>/output.log``.  WANDB_DIR
     is `wandb_dir`, else the environment's, else `cwd`, as with the agent.
-    `report` defaults to `raysweep.trial.session.report_row`.
+    `report` defaults to `raysweep.trial.session.report_row`; `mark` is the
+    driver's mark, which every program it starts carries (its watchdog ends them).
     """
     cwd = os.path.abspath(cwd)
     launch = _Launch(
@@ -258,7 +261,7 @@ def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str
         project=spec.project, entity=spec.entity, sweep_id=sweep_id, cwd=cwd, kill_grace=kill_grace,
         runs_dir=os.path.abspath(runs_dir) if runs_dir else None, run_timeout=run_timeout, echo_to=echo_to,
         wandb_dir=os.path.abspath(wandb_dir or os.environ.get("WANDB_DIR") or cwd), report=report,
-        driver_node=_node_id())
+        driver_node=_node_id(), mark=mark)
 
     def trainable(config: dict[str, Any]) -> None:
         _run_trial(launch, config)
@@ -298,7 +301,7 @@ def _run_trial(launch: _Launch, config: dict[str, Any]) -> None:
     try:
         ended = run_child(command, env=env, cwd=cwd, kill_grace=launch.kill_grace,
                           reporter=Reporter(courier.report if courier else report), output=output, echo=echo,
-                          timeout=launch.run_timeout)
+                          timeout=launch.run_timeout, mark=attempt_mark(launch.mark))
     finally:
         if echo is not None:
             echo.flush()
