@@ -21,6 +21,7 @@ _EXPORTS = {
     "Resources": "raysweep.driver.settings",
     "SweepResult": "raysweep.driver.runner",
     "log": "raysweep.trial.session",
+    "get_checkpoint": "raysweep.trial.session",
     "sweep": "raysweep.driver.notebook",
     "agent": "raysweep.driver.notebook",
     "load": "raysweep.runlog.log",

@@ -30,6 +30,7 @@ from raysweep.runlog.log import RunLog
 from raysweep.driver.runner import SweepResult, run, ship_by_value
 from raysweep.driver.settings import DEFAULT_OUT
 from raysweep.spec.load import SweepSpec, load_spec
+from raysweep.trial.session import start_attempt
 
 
 def sweep(sweep: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec, *,
@@ -57,13 +58,15 @@ def find_sweep(sweep_id: str, out: str | os.PathLike[str] | None = None) -> Path
     return matches[0]
 
 
-def wandb_function_trainable(function: Callable[..., Any], sweep_id: str) -> Callable[[dict], None]:
+def wandb_function_trainable(function: Callable[..., Any], sweep_id: str,
+                             runs_dir: str | None = None) -> Callable[[dict], None]:
     """Wrap a `train` written for `wandb.agent` as a Ray trainable.
 
     The function travels as cloudpickle bytes and is unpickled only after the
     capture module is ``wandb`` in the worker, so its ``wandb`` global lands
     there.  A function that takes an argument gets the run config, like a
-    raysweep function-mode trial.
+    raysweep function-mode trial.  With the run log's `runs_dir`, ``wandb.run``
+    of a later attempt is resumed: its folder, ``resumed`` and step go on.
     """
     ship_by_value(function)
     payload = cloudpickle.dumps(function)
@@ -74,7 +77,10 @@ def wandb_function_trainable(function: Callable[..., Any], sweep_id: str) -> Cal
         from raysweep.trial import capture
 
         run_id = run_id_for(sweep_id, tune.get_context().get_trial_id())
-        capture.install_in_process(config, run_id=run_id)
+        current = start_attempt(runs_dir, sweep_id)
+        capture.install_in_process(
+            config, run_id=run_id, files=str(current.files) if current else None,
+            resumed_at=current.next_step if current and current.resumed else None)
         train = cloudpickle.loads(payload)
         if takes_config:
             train(AttrDict(config))
@@ -96,7 +102,7 @@ def agent(sweep_id: str, function: Callable[..., Any] | None = None, count: int 
     `entity` and `project`, as in `sweep`, are accepted and unused.
     """
     path = find_sweep(sweep_id, out)
-    trainable = wandb_function_trainable(function, sweep_id) if function is not None else None
+    trainable = wandb_function_trainable(function, sweep_id, str(path / "runs")) if function is not None else None
     return run(load_spec(path / "sweep.yaml"), count=count, attach=path, trainable=trainable,
                **options)
 

@@ -34,7 +34,7 @@ from raysweep.driver import progress
 from raysweep.runlog.recorder import RunLogCallback
 from raysweep.results.table import sort_best_first
 from raysweep.runlog.log import RunLog, load
-from raysweep.trial.session import RetryOnlyLostRuns, errors_are_final, report_row
+from raysweep.trial.session import RetryOnlyLostRuns, errors_are_final, report_row, start_attempt
 from raysweep.spec.load import SweepSpec, load_spec
 from raysweep.driver.settings import DEFAULT_OUT, Resources, Settings
 from raysweep.driver.storage import experiment_location
@@ -87,17 +87,20 @@ def ship_by_value(fn: Callable[..., Any]) -> None:
         cloudpickle.register_pickle_by_value(module)
 
 
-def function_trainable(train_fn: TrainFn) -> Callable[[dict[str, Any]], None]:
+def function_trainable(train_fn: TrainFn, runs_dir: str | None = None,
+                       sweep_id: str = "") -> Callable[[dict[str, Any]], None]:
     """Wrap a user's `train(config)` as a Ray function trainable.
 
     The function gets an `AttrDict` (``config.lr`` and ``config["lr"]``) and
     reports with `raysweep.log` (or `ray.tune.report`); a dict it returns is
-    reported as its last row, as Ray does for plain functions.
+    reported as its last row, as Ray does for plain functions.  With the run
+    log's `runs_dir`, a later attempt of a run goes on after its last step.
     """
 
     ship_by_value(train_fn)
 
     def trainable(config: dict[str, Any]) -> None:
+        start_attempt(runs_dir, sweep_id)
         returned = train_fn(AttrDict(config))
         if isinstance(returned, Mapping):
             report_row(dict(returned))
@@ -111,7 +114,7 @@ def _make_trainable(spec: SweepSpec, log: RunLog, train_fn: TrainFn | None,
                     mark: str | None = None) -> Callable[[dict[str, Any]], None]:
     """The function each trial runs: the user's `train` or the sweep's program (`echo_to`: --verbose)."""
     if train_fn is not None:
-        return function_trainable(train_fn)
+        return function_trainable(train_fn, str(log.path / "runs"), log.sweep_id)
     from raysweep.trial import program
 
     return program.program_trainable(

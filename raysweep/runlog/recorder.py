@@ -148,7 +148,11 @@ class RunLogCallback(tune.Callback):
                        **info: Any) -> None:
         attempt = self._attempt(trial)
         del self._attempts[trial.trial_id]
-        self.log.end_run(attempt.run_id, **_failure(trial, attempt.exit_code))
+        failure = _failure(trial, attempt.exit_code)
+        if failure["state"] == "preempted":  # not requeued here: left unended, the next driver runs it again
+            self.log.fail_attempt(attempt.run_id, **failure)
+            return
+        self.log.end_run(attempt.run_id, **failure)
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial,
                          **info: Any) -> None:
@@ -201,7 +205,7 @@ def _failure(trial: Trial, exit_code: int | None) -> dict[str, Any]:
             cause = getattr(error, "cause", error)
     code = getattr(cause, "exit_code", exit_code)
     state = getattr(cause, "state", None)
-    return {"state": state if state in RUN_STATES else _failed_or(code, "crashed"),
+    return {"state": state if state in (*RUN_STATES, "preempted") else _failed_or(code, "crashed"),
             "error": _error_text(trial), "exit_code": code}
 
 

@@ -21,10 +21,11 @@ from typing import Any
 import yaml
 
 from raysweep.runlog.atomic import io_error, read_json, read_jsonl, read_text
+from raysweep.trial.attempt import HISTORY
 from raysweep.values import best_of, finite_number, plain
 from raysweep.errors import RunLogError
 
-CONFIG, HISTORY, SUMMARY = "config.yaml", "wandb-history.jsonl", "wandb-summary.json"
+CONFIG, SUMMARY = "config.yaml", "wandb-summary.json"
 METADATA, OUTPUT = "wandb-metadata.json", "output.log"
 _INTERRUPTED = "interrupted: the sweep's driver stopped while this attempt was running"
 

@@ -23,6 +23,8 @@ W&B's charts, the summary keeps each key's last value), ``finish``, ``run``,
 ``get_sweep_url()``... return None, as W&B's do offline).  No-ops: `NOOPS` (``watch``,
 ``save``, ``alert``, ``login``, artifacts...) and the media/table classes in `PLACEHOLDERS`,
 whose objects are dropped from logged rows.  README.md lists every name of wandb 0.31's API.
+``mark_preempting`` is sent to the trial: a failure then requeues the run, whose next
+attempt has ``run.resumed``, ``run.dir`` and ``run.step`` as W&B resumes them.
 
 Side runs: a process the program forked or spawned (W&B's cross-validation pattern), or
 an ``init`` after the script removed the agent's ``WANDB_RUN_ID``, is a run of its own
@@ -61,13 +63,17 @@ from raysweep.values import Dropped, plain
 RESULT_FD_ENV = "RAYSWEEP_RESULT_FD"
 #: Environment variable naming the folder where side runs are written (program mode).
 SIDE_RUNS_ENV = "RAYSWEEP_SIDE_RUNS"
+#: Set for a resumed attempt of a run: the history step it goes on from (`raysweep.trial.attempt`).
+ENV_RESUMED = "RAYSWEEP_RESUMED_AT_STEP"
+#: The run's own folder in the run log, kept across its attempts: ``wandb.run.dir``.
+ENV_FILES = "RAYSWEEP_RUN_FILES"
 #: Seconds an uncaught exception leaves the interpreter to exit before it is made to.
 EXIT_GRACE = 5.0
 __version__ = "0.31.0"  # the wandb API this stands in for
 NOOPS = frozenset({
     "watch", "unwatch", "save", "restore", "alert", "login", "setup", "teardown", "log_artifact",
     "use_artifact", "link_artifact", "upsert_artifact", "finish_artifact", "log_model", "use_model",
-    "link_model", "log_code", "mark_preempting", "require", "tensorboard", "termsetup", "plot_table",
+    "link_model", "log_code", "require", "tensorboard", "termsetup", "plot_table",
     "write_logs", "pin_config_keys",
 })
 PLACEHOLDERS = frozenset({
@@ -161,6 +167,10 @@ class Reporter:
         self._report = report
         self._summary: dict[str, Any] = {}
         self._stopped = False
+        self.preempting = False  # the run called mark_preempting(): a failure requeues it
+
+    def mark_preempting(self) -> None:
+        self.preempting = True
 
     def row(self, row: dict[str, Any]) -> None:
         summary, self._summary = self._summary, {}
@@ -197,6 +207,9 @@ class PipeChannel:
 
     def summary(self, values: dict[str, Any]) -> None:
         self._send({"summary": values})
+
+    def mark_preempting(self) -> None:
+        self._send({"preempting": True})
 
     def close(self) -> None:
         """Nothing to do: each message is flushed when sent."""
@@ -239,6 +252,9 @@ class SideRunChannel:
 
     def close(self) -> None:
         self._replace("wandb-summary.json", json.dumps(self._summary, default=str))
+
+    def mark_preempting(self) -> None:
+        """A side run is not requeued: only the sweep run is."""
 
     def start(self, run: Run, state: str) -> None:
         """Write the run's config (W&B's config.yaml form) and who it is."""
@@ -442,14 +458,17 @@ class _Capture:
     ``finish``) continue the same history, because a trial is one W&B run.
     """
 
-    def __init__(self, channel: Channel, sweep: Mapping[str, Any] | None, run_id: str | None) -> None:
+    def __init__(self, channel: Channel, sweep: Mapping[str, Any] | None, run_id: str | None,
+                 resumed_at: int | None = None, files: str | None = None) -> None:
         self.channel = channel
         self.sweep = sweep
         self.run_id = run_id
         self.pid = os.getpid()
         #: The run id the agent gave the sweep run (program mode); a run without it is a side run.
         self.agent_run_id = os.environ.get("WANDB_RUN_ID") if isinstance(channel, PipeChannel) else None
-        self.step = 0
+        self.resumed = resumed_at is not None
+        self.step = resumed_at or 0
+        self.files = files
         self.pending: dict[str, Any] = {}
         self.lock = threading.RLock()
 
@@ -516,8 +535,8 @@ class Run:
         given = settings.get("settings")
         self.settings = given if isinstance(given, Settings) else Settings(**dict(given or {}))
         self.start_time = time.time()
-        self.starting_step = 0
-        self.resumed = False
+        self.starting_step = capture.step
+        self.resumed = capture.resumed
         self.offline, self.disabled = True, False
         self._finished = False
 
@@ -575,11 +594,18 @@ class Run:
 
     @property
     def dir(self) -> str:
-        """A real directory for files a script saves next to its run (``wandb.run.dir``)."""
+        """The run's own folder (``wandb.run.dir``): in the run log, kept across the run's attempts.
+
+        Outside a sweep trial, ``$WANDB_DIR/wandb/run-<id>/files`` as W&B names it.
+        """
         base = os.environ.get("WANDB_DIR") or os.getcwd()
-        path = Path(base, "wandb", f"run-{self.id}", "files")
+        path = Path(self._capture.files or Path(base, "wandb", f"run-{self.id}", "files"))
         path.mkdir(parents=True, exist_ok=True)
         return str(path)
+
+    def mark_preempting(self) -> None:
+        """W&B's contract: a run that then exits non-zero (or dies of SIGTERM) is requeued, not failed."""
+        self._capture.channel.mark_preempting()
 
     def log(self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
         if self._finished:
@@ -625,7 +651,9 @@ def init(config: Any = None, *, config_exclude_keys: Any = None, config_include_
     A second call while this process's run is active returns it, unless ``reinit`` is
     True or ``"finish_previous"`` (the run is finished, the next continues its history:
     a trial is one W&B run) or ``"create_new"`` (a side run).  A run that is not the
-    sweep run (see the module docstring) is a side run.
+    sweep run (see the module docstring) is a side run.  For the sweep run ``id`` and
+    ``resume`` are ignored with W&B's warning: a sweep run is resumed only when it is
+    requeued, and then ``run.resumed`` is True.
     """
     requested = os.environ.get("WANDB_RUN_ID") or settings.get("id")
     mine = run is not None and run._capture.pid == os.getpid()
@@ -635,6 +663,10 @@ def init(config: Any = None, *, config_exclude_keys: Any = None, config_include_
         run.finish()
     elif mine and run is not None:
         return run
+    for key in ("id", "resume"):
+        if settings.get(key) is not None and os.environ.get("WANDB_SWEEP_ID"):
+            termwarn(f"Ignored wandb.init() arg {key} when running a sweep.")
+            settings.pop(key)
     started = Run(_capture, _initial_config(config, config_include_keys, config_exclude_keys, _capture), **settings)
     _set_globals(run=started, config=started.config, summary=started.summary)
     return started
@@ -681,11 +713,17 @@ def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
         run.finish(exit_code, quiet)
 
 
+def mark_preempting() -> None:
+    if run is not None:
+        run.mark_preempting()
+
+
 join = finish
 
 
 def install_in_process(config: Mapping[str, Any], *, run_id: str | None = None,
-                       report: ReportFn | None = None) -> None:
+                       report: ReportFn | None = None, resumed_at: int | None = None,
+                       files: str | None = None) -> None:
     """Make this module ``wandb`` in this process, capturing one trial with sweep values `config`.
 
     For the notebook flow: call it in the Ray worker before the user's
@@ -694,13 +732,14 @@ def install_in_process(config: Mapping[str, Any], *, run_id: str | None = None,
     with this module in ``sys.modules["wandb"]`` first, ``train`` calls land
     here — whether or not the real package is installed on the worker.
     Rows go to `report` (default `raysweep.trial.session.report_row`); call `finish`
-    after ``train`` returns, as W&B's agent does.
+    after ``train`` returns, as W&B's agent does.  `resumed_at` and `files`:
+    see `raysweep.trial.attempt.Attempt`.
     """
     if report is None:
         from raysweep.trial.session import report_row
 
         report = report_row
-    _start(_Capture(Reporter(report), dict(config), run_id))
+    _start(_Capture(Reporter(report), dict(config), run_id, resumed_at, files))
     sys.modules["wandb"] = sys.modules[__name__]
 
 
@@ -748,7 +787,9 @@ def _exit_later() -> None:
 
 run: Run | None = None
 config = Config()
-_capture = _Capture(_channel_from_environment(), None, None)
+_capture = _Capture(_channel_from_environment(), None, None,
+                    int(os.environ[ENV_RESUMED]) if os.environ.get(ENV_RESUMED) else None,
+                    os.environ.get(ENV_FILES))
 summary = Summary(_capture.channel)
 if isinstance(_capture.channel, PipeChannel):
     atexit.register(_finish_at_exit)

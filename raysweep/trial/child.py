@@ -70,6 +70,14 @@ class ProgramFailed(ProgramError):
         return type(self), (self.exit_code, self.tail, self.reason)
 
 
+class ProgramPreempted(ProgramFailed):
+    """The program called ``mark_preempting()``, then exited non-zero or died (W&B: ``preempted``, requeued)."""
+
+    def __init__(self, exit_code: int, tail: Sequence[str], reason: str = "") -> None:
+        super().__init__(exit_code, tail, reason or "was preempted (mark_preempting) and is requeued")
+        self.state = "preempted"
+
+
 class ProgramSilent(ProgramError):
     """The program exited 0 without one ``wandb.log``: nothing reached the sweep (W&B: ``failed``)."""
 
@@ -102,11 +110,14 @@ class ChildExit:
     messages: int
     timed_out: float | None
     tail: tuple[str, ...]
+    preempting: bool = False
 
     def check(self) -> None:
-        """Raise `ProgramFailed` or `ProgramSilent` unless the program exited 0 after logging."""
+        """Raise `ProgramFailed`, `ProgramPreempted` or `ProgramSilent` unless the program exited 0 after logging."""
         if self.timed_out is not None:
             raise ProgramFailed(self.status, self.tail, f"timed out after {self.timed_out:g} s and was killed")
+        if self.status != 0 and self.preempting:
+            raise ProgramPreempted(self.status, self.tail)
         if self.status != 0:
             raise ProgramFailed(self.status, self.tail)
         if self.messages == 0:
@@ -245,7 +256,8 @@ def run_child(command: Sequence[str], *, env: Mapping[str, str], cwd: str, kill_
         child.wait()
         pump.join()
     status = -signal.SIGKILL if status is None else status  # no exit line: the reaper was killed
-    return ChildExit(status, messages, timeout if timed_out.is_set() else None, tuple(pump.tail))
+    return ChildExit(status, messages, timeout if timed_out.is_set() else None, tuple(pump.tail),
+                     reporter.preempting)
 
 
 def _read_results(results: IO[bytes], reporter: Reporter) -> tuple[int, int | None]:
@@ -264,4 +276,6 @@ def _read_results(results: IO[bytes], reporter: Reporter) -> tuple[int, int | No
             reporter.row(message["row"])
         elif "summary" in message:
             reporter.summary(message["summary"])
+        elif message.get("preempting"):
+            reporter.mark_preempting()
     return messages, status

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from raysweep.trial import attempt
 from raysweep.trial.capture import SIDE_RUNS_ENV, Reporter, ReportFn
 from raysweep.values import plain
 from raysweep.trial.child import attempt_mark, run_child
@@ -295,6 +296,8 @@ def _run_trial(launch: _Launch, config: dict[str, Any]) -> None:
     env[SIDE_RUNS_ENV] = side_runs_folder(launch, run_id, remote)
     courier = Courier(report) if remote else None
     output = Path(launch.runs_dir, run_id, "output.log") if launch.runs_dir and not remote else courier
+    if launch.runs_dir and not remote:  # the run's folder and steps so far are in the run log here
+        env.update(attempt.begin(Path(launch.runs_dir, run_id)).environ())
     echo = Sender(launch.echo_to, run_id) if launch.echo_to is not None else None
     # A node that did not get the launch directory (a job's working_dir) runs in its own copy.
     cwd = launch.cwd if os.path.isdir(launch.cwd) else os.getcwd()

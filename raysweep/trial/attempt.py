@@ -1,0 +1,76 @@
+"""Where an attempt of a run starts: its own folder, whether it is resumed, the next history step.
+
+A run may be attempted several times under its id: Ray retries it when its
+node is lost, a preempted program (``wandb.mark_preempting()``) is requeued,
+``--resume`` restarts runs a stopped driver cut off.  W&B's contract for a
+resumed run is that ``wandb.run.resumed`` is True, ``wandb.run.step`` goes on
+after the last logged step, and files saved in ``wandb.run.dir`` are there
+again.  The run log holds all three: ``runs/<id>/files/`` is the run's folder
+(it survives attempts: only the history, summary and output of an attempt
+move to ``attempts/<n>/``), and the history files hold the steps logged so far.
+
+The trial reads them on the machine that has the run log; the driver writes
+an attempt's history before the next attempt of the run starts.  Stdlib only:
+the ``wandb`` stand-in inside a program uses what this computes, through the
+environment (`ENV_RESUMED`, `ENV_FILES`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from raysweep.trial.capture import ENV_FILES, ENV_RESUMED
+
+#: A run's W&B history file, and the run's own folder (``wandb.run.dir``), inside ``runs/<id>/``.
+HISTORY, FILES = "wandb-history.jsonl", "files"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of a run: its folder, whether an earlier attempt existed, its first step."""
+
+    files: Path
+    resumed: bool
+    next_step: int
+
+    def environ(self) -> dict[str, str]:
+        """What a program's environment says of this attempt (W&B's agent sets WANDB_RESUME to resume)."""
+        env = {ENV_FILES: str(self.files)}
+        if self.resumed:
+            env.update({ENV_RESUMED: str(self.next_step), "WANDB_RESUME": "allow"})
+        return env
+
+
+def begin(run_dir: str | os.PathLike[str]) -> Attempt:
+    """Start an attempt of the run whose run-log directory is `run_dir` (``runs/<id>``)."""
+    run_dir = Path(run_dir)
+    files = run_dir / FILES
+    resumed = files.is_dir()
+    files.mkdir(parents=True, exist_ok=True)
+    return Attempt(files, resumed, last_step(run_dir) + 1 if resumed else 0)
+
+
+def last_step(run_dir: Path) -> int:
+    """The largest ``_step`` the run's history files hold, this attempt's and earlier ones' (-1: none).
+
+    The current file is read before the archived ones: the driver only ever
+    moves a history file into ``attempts/``, so no file is missed mid-move.
+    """
+    files = [run_dir / HISTORY, *sorted(run_dir.glob(f"attempts/*/{HISTORY}"))]
+    return max((_last_step_in(path) for path in files), default=-1)
+
+
+def _last_step_in(path: Path) -> int:
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return -1
+    for line in reversed(lines):  # the last complete line; a torn one (a killed driver) is skipped
+        try:
+            return int(json.loads(line)["_step"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return -1

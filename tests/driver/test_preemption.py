@@ -1,0 +1,91 @@
+"""W&B's preemption contract, end to end: a real sweep, a real program, a real SIGTERM to it.
+
+The program (tests/programs/preemptible.py) is written as W&B's docs advise:
+its SIGTERM handler calls ``mark_preempting()`` and exits ``128 + signum``,
+it checkpoints each epoch to ``wandb.run.dir`` and loads the checkpoint when
+``wandb.run.resumed``.  Marked, the run is requeued and goes on from its
+checkpoint under its own id; unmarked, it is ``failed`` and not requeued.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from raysweep.driver.runner import Resources, run
+from runlog_check import check_runlog
+from test_faults import PROGRAMS, pids_in
+
+EPOCHS, READY = 8, 3
+
+
+def history(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def preempt_each_first_attempt(pidfile: Path, runs: int, stop: threading.Event) -> None:
+    """SIGTERM each program once, when it says it is ready (after `READY` epochs)."""
+    sent: set[int] = set()
+    while len(sent) < runs and not stop.is_set():
+        for pid in set(pids_in(pidfile)) - sent:
+            os.kill(pid, signal.SIGTERM)
+            sent.add(pid)
+        stop.wait(0.05)
+
+
+@pytest.fixture(scope="module")
+def preempted(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> dict[bool, dict[str, Any]]:
+    """A grid of two runs, with and without mark_preempting, each sent SIGTERM mid-run: mark -> record."""
+    tmp_path = tmp_path_factory.mktemp("preempt")
+    pidfile = tmp_path / "pids"
+    spec = {"method": "grid", "metric": {"name": "loss"}, "program": str(PROGRAMS / "preemptible.py"),
+            "parameters": {"mark": {"values": [True, False]}, "epochs": {"value": EPOCHS},
+                           "ready": {"value": READY}, "pidfile": {"value": str(pidfile)}}}
+    stop = threading.Event()
+    killer = threading.Thread(target=preempt_each_first_attempt, args=(pidfile, 2, stop))
+    killer.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(tmp_path)
+            result = run(spec, out=tmp_path / "out", progress=False, kill_grace=5,
+                         resources=Resources(cpus_per_trial=0.5))
+    finally:
+        stop.set()
+        killer.join()
+    checked = check_runlog(result.path)
+    assert result.state == "finished" and len(pids_in(pidfile)) == 2
+    return {r["config"]["mark"]: {**r, "dir": result.path / "runs" / r["id"]} for r in checked.records.values()}
+
+
+@pytest.mark.integration
+def test_a_preempted_run_is_requeued_and_resumes_from_its_checkpoint(preempted: dict[bool, Any]) -> None:
+    record = preempted[True]
+    assert record["state"] == "finished" and record["attempts"] == 2
+    first, second = history(record["dir"] / "attempts" / "1" / "wandb-history.jsonl"), \
+        history(record["dir"] / "wandb-history.jsonl")
+    assert len(first) >= READY and not any(row["resumed"] for row in first)
+    steps = [row["_step"] for row in first + second]
+    assert steps == list(range(len(steps)))  # the step sequence goes on; no step twice
+    epochs = [row["epoch"] for row in first + second]
+    assert epochs == list(range(EPOCHS))  # resumed from its checkpoint: epochs go on, not restart
+    assert all(row["resumed"] and row["wandb_resume"] == "allow" for row in second)
+    assert {row["started_at_step"] for row in second} == {len(first)}
+    meta = json.loads((record["dir"] / "wandb-metadata.json").read_text())
+    (earlier,) = meta["attempts"]
+    assert earlier["state"] == "preempted" and earlier["exit_code"] == 128 + signal.SIGTERM
+    assert "was preempted (mark_preempting) and is requeued" in earlier["error"]
+    assert json.loads((record["dir"] / "files" / "checkpoint.json").read_text()) == {"epoch": EPOCHS - 1}
+
+
+@pytest.mark.integration
+def test_a_run_killed_without_mark_preempting_fails_and_is_not_requeued(preempted: dict[bool, Any]) -> None:
+    record = preempted[False]
+    assert (record["state"], record["exit_code"], record["attempts"]) == ("failed", 128 + signal.SIGTERM, 1)
+    assert "program exited with code 143" in record["error"]
+    assert len(history(record["dir"] / "wandb-history.jsonl")) < EPOCHS
