@@ -180,7 +180,7 @@ def _fit(tuner: tune.Tuner, log: RunLog, stopper: stopping.TargetStopper | None,
     return state
 
 
-def _stopped_by(drain: Drain) -> dict[str, str]:
+def _stopped_by(drain: Drain) -> dict[str, Any]:
     """sweep.json's ``stopped_by``: the signal that stopped the sweep, if one did."""
     import signal
 

@@ -97,7 +97,7 @@ def _run(lifeline: int, results: int, grace: float, mark: str, command: list[str
         signal.signal(signum, lambda *_: None)  # a handler, not SIG_IGN: the program gets the defaults back
     try:
         child = subprocess.Popen(command, pass_fds=(results,))
-    except Exception as exc:
+    except (OSError, ValueError) as exc:
         print(f"raysweep: cannot start {command[:1]}: {exc}", file=sys.stderr, flush=True)
         status = 127
     else:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from ray import tune
 
@@ -26,7 +26,7 @@ from raysweep.protocol import META_KEY
 from raysweep.trial import attempt
 from raysweep.trial.attempt import Attempt
 
-CheckpointLike = Union[str, os.PathLike, tune.Checkpoint]
+CheckpointLike = str | os.PathLike | tune.Checkpoint
 
 #: Marks the result a trial sends just before it raises an error of its own.
 FINAL_ERROR = "final_error"

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from raysweep.driver.runner import Resources, run
 from runlog_check import check_runlog
 from test_faults import PROGRAMS, pids_in
+
+from raysweep.driver.runner import Resources, run
 
 EPOCHS, READY = 8, 3
 

@@ -13,11 +13,20 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+
 import pytest
 import yaml
-
 from runlog_check import check_runlog
-from test_faults import PROGRAMS, _state, assert_grid_ran_once, driver, pids_in, resume, run_log, wait_for
+from test_faults import (
+    PROGRAMS,
+    _state,
+    assert_grid_ran_once,
+    driver,
+    pids_in,
+    resume,
+    run_log,
+    wait_for,
+)
 
 GRID = [0.0, 0.25, 0.5, 0.75]
 HELPERS = 3  # per run: the program and its two helpers
