@@ -169,8 +169,12 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
         return self._stopped_at.get(trial_id)
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        """A new trial starts counting; a retried or requeued one goes on counting (W&B counts a
+        run's values across its attempts), with Ray's iteration numbers starting again."""
         super().on_trial_add(tune_controller, trial)
-        self._progress[trial.trial_id] = _Progress(trial)  # a retried trial starts counting again
+        earlier = self._progress.get(trial.trial_id)
+        self._progress[trial.trial_id] = _Progress(trial, earlier.iteration, earlier.best, rung=earlier.rung) \
+            if earlier else _Progress(trial)
         self._stopped_at.pop(trial.trial_id, None)
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:

@@ -204,6 +204,24 @@ def test_iteration_counts_metric_values_only() -> None:
     assert scheduler.stopped_at_rung("first") is None
 
 
+def test_a_retried_or_requeued_run_goes_on_counting_its_values() -> None:
+    """W&B counts a run's metric values across its attempts; Ray numbers each attempt's results from 1."""
+    scheduler = _scheduler([2, 4], eta=3)
+    for name in ("first", "second"):  # at rung 4 with them, W&B's cut is 1.0
+        trial = _add(scheduler, name)
+        for i in (1, 2, 3, 4):
+            scheduler.on_trial_result(None, trial, {"loss": 1.0, "training_iteration": i})
+    requeued = _add(scheduler, "requeued")
+    for i in (1, 2, 3):
+        assert scheduler.on_trial_result(None, requeued, {"loss": 0.5, "training_iteration": i}) == \
+            TrialScheduler.CONTINUE
+    scheduler.on_trial_error(None, requeued)
+    scheduler.on_trial_add(None, requeued)  # what Ray calls when it requeues a trial
+    last = {"loss": 5.0, "training_iteration": 1}  # its 4th value: judged at rung 4, and worse than 1.0
+    assert scheduler.on_trial_result(None, requeued, last) == TrialScheduler.STOP
+    assert scheduler.stopped_at_rung("requeued") == 4
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
 @pytest.mark.parametrize("mode", ["min", "max"])
 def test_non_finite_value_is_the_worst(bad: float, mode: str) -> None:
