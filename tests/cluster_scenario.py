@@ -113,8 +113,8 @@ def scenario(out: Path) -> dict[str, Any]:
 
     import raysweep
     from raysweep.driver.cluster import connect
-    from raysweep.errors import ClusterError
     from raysweep.driver.runner import Resources
+    from raysweep.errors import ClusterError
 
     started = time.time()
     head = {"num_cpus": 0, "include_dashboard": False, "_system_config": HEALTH_CHECKS}
@@ -146,6 +146,68 @@ def scenario(out: Path) -> dict[str, Any]:
     return report
 
 
+CKPT_EPOCHS, CKPT_STEP_S, CKPT_READY = 10, 0.4, 3
+
+
+def checkpointing_train(config: Any) -> None:
+    """Function mode: one checkpoint per epoch through Ray; a new attempt starts after the last one."""
+    import tempfile
+
+    import raysweep
+
+    checkpoint = raysweep.get_checkpoint()
+    start = 0 if checkpoint is None else json.loads((Path(checkpoint.path) / "epoch.json").read_text()) + 1
+    for epoch in range(start, CKPT_EPOCHS):
+        time.sleep(CKPT_STEP_S)
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "epoch.json").write_text(json.dumps(epoch))
+            raysweep.log({"loss": (config.x - 0.5) ** 2 + 1.0 / (epoch + 1), "epoch": epoch,
+                          "start_epoch": start}, checkpoint=folder)
+
+
+def _remove_under_a_run(cluster: Any, nodes: dict[str, Any], log_root: Path, report: dict[str, Any]) -> None:
+    """Remove the node of the first run that has logged `CKPT_READY` epochs there."""
+    while True:
+        time.sleep(0.1)
+        for meta_path in log_root.glob("*/runs/*/wandb-metadata.json"):
+            try:
+                meta = json.loads(meta_path.read_text())
+                rows = (meta_path.parent / "wandb-history.jsonl").read_text().count("\n")
+            except (OSError, ValueError):
+                continue
+            if meta.get("node_ip") in nodes and "state" not in meta and rows >= CKPT_READY:
+                cluster.remove_node(nodes[meta["node_ip"]])
+                report.update(removed_node_ip=meta["node_ip"], run_on_removed=meta["run_id"])
+                return
+
+
+def checkpoint_scenario(out: Path) -> dict[str, Any]:
+    """Function mode on two worker nodes; the node under a checkpointing run is removed mid-run."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    import raysweep
+    from raysweep.driver.runner import Resources
+
+    head = {"num_cpus": 0, "include_dashboard": False, "_system_config": HEALTH_CHECKS}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
+    nodes = {ip: cluster.add_node(num_cpus=1, node_ip_address=ip) for ip in WORKERS}
+    report: dict[str, Any] = {}
+    remover = threading.Thread(target=_remove_under_a_run, args=(cluster, nodes, out, report), daemon=True)
+    remover.start()
+    spec = {"name": "checkpoints", "method": "grid", "metric": {"name": "loss"},
+            "parameters": {"x": {"values": [0.25, 0.75]}}}
+    try:
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.4")  # where the lost run goes on
+        result = raysweep.run(spec, checkpointing_train, address=cluster.address, out=out, progress=False,
+                              resources=Resources(cpus_per_trial=1))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    report.update(state=result.state, log=str(result.path), removed=not remover.is_alive())
+    return report
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["probe"]:
         probe(argv[1:])
@@ -155,7 +217,7 @@ def main(argv: list[str]) -> None:
     ray_tmp = tempfile.mkdtemp(prefix="rsc", dir="/tmp")
     os.environ["RAY_TMPDIR"] = ray_tmp
     try:
-        report = scenario(Path(argv[1]))
+        report = (checkpoint_scenario if argv[0] == "checkpoint" else scenario)(Path(argv[1]))
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
     print(json.dumps(report), flush=True)

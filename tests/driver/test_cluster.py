@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cluster_scenario import CKPT_EPOCHS, CKPT_READY, EPOCHS, RUNS, WORKERS
+from runlog_check import check_runlog
 
 import raysweep
-from cluster_scenario import EPOCHS, RUNS, WORKERS
 from raysweep.cli import build_parser
 from raysweep.driver.storage import ray_storage
 
@@ -165,3 +166,28 @@ def test_cluster_yaml_passes_rays_autoscaler_validation() -> None:
     assert gpu and all(t["min_workers"] == 0 and t["max_workers"] > 0 for t in gpu)
     assert config["available_node_types"][config["head_node_type"]]["resources"] == {"CPU": 0}
     assert all("RAY_AUTH_MODE=token" in command for command in head + workers if "ray start" in command)
+
+
+@pytest.mark.integration
+def test_a_run_whose_node_is_removed_goes_on_from_its_last_checkpoint(tmp_path: Path) -> None:
+    """Function mode: `raysweep.log(..., checkpoint=)` each epoch; the node under a run is removed."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_TMPDIR")}
+    proc = subprocess.run([sys.executable, str(SCENARIO), "checkpoint", str(tmp_path)], capture_output=True,
+                          text=True, timeout=240, env=env, cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["removed"] and report["state"] == "finished"
+    path = Path(report["log"])
+    checked = check_runlog(path)
+    lost = checked.records[report["run_on_removed"]]
+    assert lost["state"] == "finished" and lost["attempts"] == 2 and lost["node_ip"] != report["removed_node_ip"]
+    run_dir = path / "runs" / lost["id"]
+    before = [json.loads(line) for line in (run_dir / "attempts" / "1" / "wandb-history.jsonl").open()]
+    after = [json.loads(line) for line in (run_dir / "wandb-history.jsonl").open()]
+    assert len(before) >= CKPT_READY and {row["start_epoch"] for row in before} == {0}
+    assert after[0]["start_epoch"] > 0 and after[0]["epoch"] == after[0]["start_epoch"]  # from its checkpoint
+    assert [row["epoch"] for row in after][-1] == CKPT_EPOCHS - 1
+    steps = [row["_step"] for row in before + after]
+    assert steps == sorted(set(steps))  # the step sequence goes on: no step twice
+    meta = json.loads((run_dir / "wandb-metadata.json").read_text())
+    assert meta["attempts"][0]["state"] == "crashed"
