@@ -112,3 +112,13 @@ def test_overhead_display_quick(tmp_path: Path) -> None:
     for result in variants.values():
         assert result["rows"] == result["runs"] * 3 and result["driver_cpu_s"] > 0
     assert "`raysweep_live` / `raysweep`, per run" in text
+
+
+@pytest.mark.integration
+def test_drain_quick(tmp_path: Path) -> None:
+    run_quick("drain.py", tmp_path)
+    results = read(tmp_path, "drain.json")
+    assert sorted(r["variant"] for r in results) == ["linger", "prompt"]
+    assert all(r["exit"] == 128 + signal.SIGTERM and r["alive_after_5s"] == 0 for r in results)
+    linger = next(r for r in results if r["variant"] == "linger")
+    assert linger["drain_s"] >= 2  # the lingering programs were given their --kill-grace
