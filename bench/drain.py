@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import _common
 
 VARIANTS = ("prompt", "linger")
 RUNS = 4
@@ -104,10 +104,10 @@ def main() -> None:
     _common.write_section(results_path, "drain", "\n".join([
         _common.header("Drain: SIGTERM to driver exit" + (" (quick smoke run — not a result)" if args.quick
                                                            else "")),
-        f"`raysweep run` of a program-mode grid of {RUNS} runs, all {RUNS} in flight, `--kill-grace {grace:g}`, "
-        "a fresh process and Ray per repetition; SIGTERM once every program has logged, timed to the driver's "
-        "exit. `prompt`: the programs die of their SIGTERM; `linger`: they ignore it and are killed after the "
-        "grace. Programs alive 5 s after the exit are counted from `/proc`.", "",
+        (f"`raysweep run` of a program-mode grid of {RUNS} runs, all {RUNS} in flight, `--kill-grace {grace:g}`, "
+         "a fresh process and Ray per repetition; SIGTERM once every program has logged, timed to the driver's "
+         "exit. `prompt`: the programs die of their SIGTERM; `linger`: they ignore it and are killed after the "
+         "grace. Programs alive 5 s after the exit are counted from `/proc`."), "",
         _common.table(["variant", "repetitions", "median s", "range s", "exit codes", "programs alive after 5 s"],
                       rows), ""]))
 
