@@ -33,6 +33,7 @@ from raysweep.names import check_id, new_sweep_id, run_id_for, run_name, slug
 from raysweep.runlog.rundir import (CONFIG, HISTORY, METADATA, OUTPUT, SUMMARY, OpenRun, best_entry,
                              close_attempt, config_yaml, load_run, metric_warning,
                              now, run_record)
+from raysweep.trial.attempt import CHECKPOINT
 
 if TYPE_CHECKING:
     from raysweep.spec.load import SweepSpec
@@ -158,6 +159,14 @@ class RunLog:
         run = self._run(run_id)
         run.metadata.update(plain(values))
         write_atomic(self.run_dir(run_id) / METADATA, dumps(run.metadata))
+
+    def record_checkpoint(self, run_id: str, uri: str) -> None:
+        """Note where the run's last checkpoint is (``runs/<id>/checkpoint.json``), for its next attempt.
+
+        Ray hands a retried trial its checkpoint itself; a run restarted by a
+        later driver (``--resume``, an agent) finds it here.
+        """
+        write_atomic(self.run_dir(run_id) / CHECKPOINT, dumps({"uri": uri}))
 
     def append_output(self, run_id: str, text: str) -> None:
         """Append console output of the run to its output.log, as given."""

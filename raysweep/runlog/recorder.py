@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from ray import cloudpickle, tune
 
 from raysweep.names import run_id_for
-from raysweep.runlog.log import RUN_STATES, RunLog
 from raysweep.protocol import META_KEY
+from raysweep.runlog.log import RUN_STATES, RunLog
 from raysweep.search.stopping import STOPPED_AT_RUNG
 
 if TYPE_CHECKING:
@@ -130,6 +130,12 @@ class RunLogCallback(tune.Callback):
             self.log.append_history(attempt.run_id, history_row(result))
         if extra.get("summary"):
             self.log.update_summary(attempt.run_id, extra["summary"])
+
+    def on_checkpoint(self, iteration: int, trials: list[Trial], trial: Trial,
+                      checkpoint: tune.Checkpoint, **info: Any) -> None:
+        fs = checkpoint.filesystem.type_name
+        uri = checkpoint.path if fs == "local" else f"{fs}://{checkpoint.path}"
+        self.log.record_checkpoint(self._attempt(trial).run_id, uri)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial,
                           **info: Any) -> None:

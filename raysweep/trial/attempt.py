@@ -26,6 +26,8 @@ from raysweep.trial.capture import ENV_FILES, ENV_RESUMED
 
 #: A run's W&B history file, and the run's own folder (``wandb.run.dir``), inside ``runs/<id>/``.
 HISTORY, FILES = "wandb-history.jsonl", "files"
+#: Where the run's last Ray checkpoint is (``{"uri": ...}``), written by the driver, kept across attempts.
+CHECKPOINT = "checkpoint.json"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Attempt:
     files: Path
     resumed: bool
     next_step: int
+    checkpoint: str | None = None  # the last checkpoint of an earlier attempt: a path or a URI
 
     def environ(self) -> dict[str, str]:
         """What a program's environment says of this attempt (W&B's agent sets WANDB_RESUME to resume)."""
@@ -50,7 +53,13 @@ def begin(run_dir: str | os.PathLike[str]) -> Attempt:
     files = run_dir / FILES
     resumed = files.is_dir()
     files.mkdir(parents=True, exist_ok=True)
-    return Attempt(files, resumed, last_step(run_dir) + 1 if resumed else 0)
+    if not resumed:
+        return Attempt(files, False, 0)
+    try:
+        checkpoint = json.loads((run_dir / CHECKPOINT).read_text()).get("uri")
+    except (OSError, ValueError, AttributeError):
+        checkpoint = None
+    return Attempt(files, True, last_step(run_dir) + 1, checkpoint)
 
 
 def last_step(run_dir: Path) -> int:

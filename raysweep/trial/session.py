@@ -42,6 +42,7 @@ class _RunClock:
     started: float = field(default_factory=time.time)
     next_step: int = 0
     last_row: dict[str, Any] = field(default_factory=dict)
+    attempt: Attempt | None = None  # when the run log is on this machine
 
 
 _clock: _RunClock | None = None
@@ -88,10 +89,17 @@ def report_row(row: dict[str, Any] | None, *, summary: dict[str, Any] | None = N
 def get_checkpoint() -> tune.Checkpoint | None:
     """The run's last checkpoint (`log(..., checkpoint=...)`) when this attempt resumes it, else None.
 
+    Ray's own for a retried trial; for a run restarted by a later driver
+    (``--resume``), the one its run log recorded.
+
     >>> checkpoint = raysweep.get_checkpoint()   # doctest: +SKIP
     >>> start = 0 if checkpoint is None else load_epoch(checkpoint.path) + 1   # doctest: +SKIP
     """
-    return tune.get_checkpoint()
+    checkpoint = tune.get_checkpoint()
+    clock = _current_clock()
+    if checkpoint is None and clock.attempt is not None and clock.attempt.checkpoint:
+        checkpoint = tune.Checkpoint(clock.attempt.checkpoint)  # a local path or a URI
+    return checkpoint
 
 
 def start_attempt(runs_dir: str | os.PathLike[str] | None, sweep_id: str) -> Attempt | None:
@@ -102,7 +110,8 @@ def start_attempt(runs_dir: str | os.PathLike[str] | None, sweep_id: str) -> Att
     if runs_dir is None or not os.path.isdir(runs_dir):
         return None
     current = attempt.begin(Path(runs_dir, run_id_for(sweep_id, tune.get_context().get_trial_id())))
-    _current_clock().next_step = current.next_step
+    clock = _current_clock()
+    clock.next_step, clock.attempt = current.next_step, current
     return current
 
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from runlog_check import check_runlog
-from test_faults import PROGRAMS, pids_in
+from test_faults import PROGRAMS, driver, pids_in, resume, run_log, wait_for
 
 from raysweep.driver.runner import Resources, run
 
@@ -89,3 +91,31 @@ def test_a_run_killed_without_mark_preempting_fails_and_is_not_requeued(preempte
     assert (record["state"], record["exit_code"], record["attempts"]) == ("failed", 128 + signal.SIGTERM, 1)
     assert "program exited with code 143" in record["error"]
     assert len(history(record["dir"] / "wandb-history.jsonl")) < EPOCHS
+
+
+@pytest.mark.integration
+def test_a_function_run_cut_off_by_a_driver_stop_resumes_from_its_checkpoint(ray_session: None,
+                                                                              tmp_path: Path) -> None:
+    shutil.copy(PROGRAMS / "checkpointing.py", tmp_path)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({"name": "ckpt", "method": "grid", "metric": {"name": "loss"},
+                                     "parameters": {"epochs": {"value": 12}, "sleep": {"value": 0.4}}}))
+    child = driver(["run", str(sweep), "--function", "checkpointing:train", "--out", "out"], tmp_path)
+
+    def logged() -> int:
+        return sum(len(history(p)) for p in (tmp_path / "out").glob("*/runs/*/wandb-history.jsonl"))
+
+    wait_for(lambda: logged() >= 3 or child.poll() is not None, what="three epochs")
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 128 + signal.SIGTERM, err
+    path = run_log(tmp_path / "out")
+    stopped = check_runlog(path, complete=False)
+    (run_id,) = stopped.unended
+    finished = resume(path, tmp_path)
+    assert finished.records[run_id]["state"] == "finished" and finished.records[run_id]["attempts"] == 2
+    before = history(path / "runs" / run_id / "attempts" / "1" / "wandb-history.jsonl")
+    after = history(path / "runs" / run_id / "wandb-history.jsonl")
+    assert after[0]["start_epoch"] == before[-1]["epoch"] + 1 > 0  # from its last checkpoint
+    assert [row["epoch"] for row in before + after] == list(range(12))
+    assert [row["_step"] for row in before + after] == list(range(12))
