@@ -45,9 +45,14 @@ class Interrupted(KeyboardInterrupt):
 
 
 def say(text: str) -> None:
-    """One line on stderr, written at once (safe inside a signal handler, unlike print)."""
-    with contextlib.suppress(OSError):
-        os.write(2, f"raysweep: {text}\n".encode())
+    """One line on `sys.stderr`'s descriptor, written at once (safe inside a signal handler, unlike print).
+
+    `sys.stderr` may not be descriptor 2: Ray's own output can be diverted from it.
+    """
+    with contextlib.suppress(OSError, ValueError, RuntimeError):  # RuntimeError: a write it interrupted
+        sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.write(sys.stderr.fileno(), f"raysweep: {text}\n".encode())
 
 
 class Drain:
