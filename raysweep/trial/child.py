@@ -5,9 +5,9 @@ leader of a new session; the reaper starts the program in that process group,
 stdin closed, and waits.  When the trial ends its side of a "lifeline" pipe
 (Ray stopped the trial, the run timed out, or the worker process died for any
 reason, even SIGKILL), the reaper sends SIGTERM to the group and SIGKILL after
-``kill_grace`` seconds, so no program outlives its trial.  Descendants that
-left the group are found by the attempt's mark (``RAYSWEEP_MARK``).  After the
-reaper exits the trial SIGKILLs what is left of the group.
+``kill_grace`` seconds, so no program outlives its trial.  Once the program
+has exited the reaper SIGKILLs what it left behind: its group, and descendants
+that left the group, found by the attempt's mark (``RAYSWEEP_MARK``).
 
 Why a reaper: Ray 2.60 stops a function trainable by making the
 ``tune.report`` it is blocked in raise ``SystemExit(0)`` in the training
@@ -228,8 +228,9 @@ def run_child(command: Sequence[str], *, env: Mapping[str, str], cwd: str, kill_
 
     Whatever ends this call — the program exiting, `timeout`, or an exception
     from `reporter` (Ray's ``SystemExit`` when it stops the trial) — the program
-    is stopped and its process group is gone before this returns or raises.
-    `mark` (`attempt_mark`) tags the program and its descendants.
+    has exited and every process of it that holds its pipes is gone before this
+    returns or raises; the reaper kills the rest moments later.  `mark`
+    (`attempt_mark`) tags the program and its descendants.
     """
     child = _Child(command, env=env, cwd=cwd, kill_grace=kill_grace, mark=mark or attempt_mark(None))
     pump = _OutputPump(child.stdout, output, echo)

@@ -11,9 +11,11 @@ dies, even of SIGKILL):
 - ``run LIFELINE RESULTS GRACE MARK COMMAND...``: the reaper of one program.
   It forks and its first process exits at once (Ray SIGKILLs the children of
   a worker it stops, which would skip the grace period); the reaper proper
-  leads a session of its own, starts the program in it and waits.  When the lifeline ends it sends SIGTERM to the group, SIGKILL after
-  ``GRACE`` seconds.  It writes ``{"exit": status}`` to the result pipe, then SIGKILLs what the program left behind (the group and
-  the marked processes) and itself.
+  leads a session of its own, starts the program in it and waits.  When the
+  lifeline ends it sends SIGTERM to the group and the marked processes,
+  SIGKILL to the group after ``GRACE`` seconds.  It writes ``{"exit": status}``
+  to the result pipe, lets go of the trial's pipes, then SIGKILLs what the
+  program left behind (the marked processes, the group) and itself.
 - ``watch LIFELINE GRACE MARK``: the driver's watchdog, one per sweep driver.
   When the driver is gone it ends every process still marked as its own.
 
@@ -118,8 +120,22 @@ def _run(lifeline: int, results: int, grace: float, mark: str, command: list[str
         os.write(results, b'{"exit": %d}\n' % status)
     except OSError:
         pass  # the trial is gone (its worker was killed): no one to tell
+    _let_go(results)
     kill_marked(mark, 0)  # what the program left behind, in the group or not
     os.killpg(0, signal.SIGKILL)  # and what is in the group without the mark (its environment replaced)
+
+
+def _let_go(results: int) -> None:
+    """Close this process's ends of the trial's pipes, so the trial goes on while the leftovers are sought.
+
+    The trial reads the result and output pipes to their end: only processes
+    the program left behind still holding them keep it waiting, until killed.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    os.close(results)
 
 
 def _watch(lifeline: int, grace: float, mark: str) -> None:
