@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from runlog_check import check_runlog
-from test_faults import PROGRAMS, driver, pids_in, resume, run_log, wait_for
+from test_faults import PROGRAMS, driver, pids_in, run_log, wait_for
 
 from raysweep.driver.runner import Resources, run
 
@@ -112,7 +112,10 @@ def test_a_function_run_cut_off_by_a_driver_stop_resumes_from_its_checkpoint(ray
     path = run_log(tmp_path / "out")
     stopped = check_runlog(path, complete=False)
     (run_id,) = stopped.unended
-    finished = resume(path, tmp_path)
+    again = driver(["run", "--resume", str(path), "--function", "checkpointing:train"], tmp_path)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    finished = check_runlog(path)
     assert finished.records[run_id]["state"] == "finished" and finished.records[run_id]["attempts"] == 2
     before = history(path / "runs" / run_id / "attempts" / "1" / "wandb-history.jsonl")
     after = history(path / "runs" / run_id / "wandb-history.jsonl")
