@@ -133,7 +133,7 @@ class RunLogCallback(tune.Callback):
 
     def on_checkpoint(self, iteration: int, trials: list[Trial], trial: Trial,
                       checkpoint: tune.Checkpoint, **info: Any) -> None:
-        fs = checkpoint.filesystem.type_name
+        fs = checkpoint.filesystem.type_name if checkpoint.filesystem is not None else "local"
         uri = checkpoint.path if fs == "local" else f"{fs}://{checkpoint.path}"
         self.log.record_checkpoint(self._attempt(trial).run_id, uri)
 
