@@ -54,8 +54,13 @@ def stop_mid_sweep(tmp_path: Path, signals: list[signal.Signals]) -> tuple[subpr
     """Start the driver, wait until all four runs and their helpers run, send `signals`; its stderr."""
     child = driver(["run", str(spawner_sweep(tmp_path)), "--out", "out", "--cpus-per-trial", "0.5",
                     "--kill-grace", str(KILL_GRACE)], tmp_path)
-    wait_for(lambda: len(pids_in(tmp_path / "pids")) >= len(GRID) * HELPERS or child.poll() is not None,
-             what="every run and its helpers to start")
+    started = tmp_path / "out"
+
+    def all_running() -> bool:  # every program and helper started, and every run's start recorded
+        recorded = len(list(started.glob("*/runs/*/wandb-metadata.json")))
+        return len(pids_in(tmp_path / "pids")) >= len(GRID) * HELPERS and recorded == len(GRID)
+
+    wait_for(lambda: all_running() or child.poll() is not None, what="every run and its helpers to start")
     assert child.poll() is None, child.communicate()
     for number, signum in enumerate(signals):
         if number:
