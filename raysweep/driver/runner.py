@@ -33,6 +33,7 @@ from raysweep.names import new_sweep_id
 from raysweep.driver import progress
 from raysweep.runlog.recorder import RunLogCallback
 from raysweep.results.table import sort_best_first
+from raysweep.runlog.lease import Ledger
 from raysweep.runlog.log import RunLog, load
 from raysweep.trial.session import RetryOnlyLostRuns, errors_are_final, report_row, start_attempt
 from raysweep.spec.load import SweepSpec, load_spec
@@ -131,10 +132,14 @@ def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
 
     The scheduler object is shared with the callbacks: Ray hands schedulers a
     copy of each result, so the rung a run was stopped at is asked of it.
+    Its rungs start with the values of the sweep's ended runs.
     """
     metric = spec.metric
     resources = settings.resources
     scheduler = stopping.make_scheduler(spec)
+    if scheduler is not None:
+        for record in log.finished_runs():
+            scheduler.remember(record["id"], log.history(record["id"]), record.get("stopped_at_rung"))
     rung_of = scheduler.stopped_at_rung if scheduler is not None else None
     callbacks: list[tune.Callback] = [RetryOnlyLostRuns(), RunLogCallback(log, rung_of, programs=programs)]
     if shown is not None:
@@ -142,7 +147,8 @@ def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
     tune_config = tune.TuneConfig(
         metric=metric.name if metric else None, mode=metric.mode if metric else None,
         search_alg=search.SweepTrialGenerator(searcher, resources.max_concurrent), scheduler=scheduler,
-        num_samples=-1 if budget is None else budget, reuse_actors=settings.reuse_actors is not False,
+        num_samples=-1,  # the searcher ends the sweep: this driver's budget, the sweep's shared one
+        reuse_actors=settings.reuse_actors is not False,
         trial_dirname_creator=lambda trial: trial.trial_id)
     storage, name = experiment
     run_config = tune.RunConfig(
@@ -270,22 +276,45 @@ def run(
 
 def _sweep(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
            settings: Settings, programs: bool = False, drain: Drain | None = None) -> SweepResult:
-    """Run the sweep's next runs: those a stopped driver cut off, then new ones, up to the budget.
+    """Run the sweep's next runs: those a dead driver left, then new ones, up to the budget.
 
-    The run log is the record a later driver (a resume, the next agent)
-    starts from: ended runs are never run again (a grid skips their points),
-    cut-off runs start again under their own ids, and ``sweep.json`` keeps
-    what `--resume` needs to complete this driver's share.  Drivers take
-    turns: one running at the same time would see the other's runs as cut off.
+    The run log is the record every driver of the sweep (a resume, agents
+    one after another or at the same time) starts from and shares
+    (`raysweep.runlog.lease`): ended runs are never run again (a grid skips
+    their points) and teach the searcher and Hyperband's rungs; runs of a
+    driver whose heartbeat stopped start again under their own ids, once;
+    ``sweep.json`` keeps what `--resume` needs to complete this driver's share.
     """
-    drain = drain or Drain(None, settings.kill_grace)
-    ended, cut_off = log.finished_runs(), log.cut_off_runs()
-    budget = run_budget(spec, settings.count, already_done=len(ended))
-    resumed = dict(itertools.islice(cut_off.items(), budget))
-    searcher = search.make_searcher(
-        spec, seed=searcher_seed(settings.seed, len(ended) + len(cut_off)),
-        max_runs=None if budget is None else budget - len(resumed),
-        exclude=[r["config"] for r in ended] + list(cut_off.values()), resumed=resumed)
+    metric = spec.metric
+    ledger = Ledger.join(log.path, log.sweep_id, run_cap=spec.run_cap,
+                         metric=metric.name if metric else None, mode=metric.mode if metric else None,
+                         existing=log.started_ids())
+    log.shared = ledger
+    try:
+        return _shared_sweep(spec, log, ledger, trainable, settings, programs,
+                             drain or Drain(None, settings.kill_grace))
+    finally:
+        log.shared = None
+        ledger.leave()
+
+
+def _shared_sweep(spec: SweepSpec, log: RunLog, ledger: Ledger, trainable: Callable[[dict[str, Any]], None],
+                  settings: Settings, programs: bool, drain: Drain) -> SweepResult:
+    """`_sweep` once this driver is a member of the sweep: plan under the lock, then run."""
+    with ledger.locked():
+        ended = log.finished_runs()
+        orphans = ledger.orphans(log.cut_off_runs())
+        existing = ledger.run_count()
+        budget = run_budget(spec, settings.count, already_done=existing - len(orphans))
+        resumed = dict(itertools.islice(orphans.items(), budget))
+        for trial_id, config in resumed.items():
+            ledger.adopt(trial_id, config)
+        searcher = search.make_searcher(
+            spec, seed=searcher_seed(settings.seed, existing, ledger.ordinal),
+            max_runs=None if budget is None else budget - len(resumed),
+            exclude=[r["config"] for r in ended] + list(orphans.values()) + ledger.configs,
+            resumed=resumed)
+        searcher.shared = ledger
     log.update_sweep(planned_runs=None if budget is None else len(ended) + budget, seed=settings.seed,
                      resources=asdict(settings.resources))
     if budget == 0:
@@ -316,12 +345,14 @@ def as_launched(settings: Settings, launched: Mapping[str, Any], ended: int, *,
     return replace(settings, count=count, seed=seed, resources=resources)
 
 
-def searcher_seed(seed: int | None, runs_so_far: int) -> int | None:
+def searcher_seed(seed: int | None, runs_so_far: int, ordinal: int = 0) -> int | None:
     """The seed of a driver's searcher: `seed` for a new sweep, derived from it for a later driver.
 
     A resumed sweep or a second agent with the same seed would otherwise
-    propose the very configs its runs already have.
+    propose the very configs its runs already have; `ordinal` (the drivers
+    already live when this one joined) tells apart agents started at once.
     """
-    if seed is None or runs_so_far == 0:
+    if seed is None or runs_so_far == ordinal == 0:
         return seed
-    return int(np.random.SeedSequence([seed, runs_so_far]).generate_state(1)[0])
+    entropy = [seed, runs_so_far] + ([ordinal] if ordinal else [])
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])

@@ -36,6 +36,7 @@ from raysweep.runlog.rundir import (CONFIG, HISTORY, METADATA, OUTPUT, SUMMARY, 
 from raysweep.trial.attempt import CHECKPOINT
 
 if TYPE_CHECKING:
+    from raysweep.runlog.lease import Ledger
     from raysweep.spec.load import SweepSpec
 
 # new_sweep_id and run_id_for (raysweep.names) are re-exported: bench/ imports them from here.
@@ -55,7 +56,14 @@ RESERVE_BYTES = 64 * 1024
 
 
 class RunLog:
-    """One sweep's run log directory, written by one process: the sweep's driver."""
+    """One sweep's run log directory, written by its drivers.
+
+    A run's files are written by the one driver that owns the run.  With
+    `shared` set (`raysweep.runlog.lease.Ledger`: other drivers may work on
+    the sweep), what all drivers write (sweep.json) is rewritten under the
+    sweep's lock, runs are named by their place among every driver's runs,
+    and a driver that finishes closes only its own runs.
+    """
 
     def __init__(self, path: Path, sweep_id: str) -> None:
         """Use `RunLog.create` for a new sweep and `RunLog.open` for an existing one."""
@@ -64,6 +72,11 @@ class RunLog:
         self._runs: dict[str, OpenRun] = {}
         self._ended = {record.get("id") for record in read_jsonl(path / RUNS)}
         self._started: set[str] | None = None  # ids of runs with files, read once (one writer)
+        self.shared: Ledger | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Ray pickles callbacks holding the log into its experiment; the shared state is this process's."""
+        return {**self.__dict__, "shared": None}
 
     @classmethod
     def create(cls, out: str | os.PathLike[str], spec: SweepSpec, sweep_id: str) -> RunLog:
@@ -109,7 +122,8 @@ class RunLog:
     def name_for(self, run_id: str) -> str:
         """The run's name if it exists, else the next W&B-style name of this sweep."""
         known = self.run_metadata(run_id).get("name")
-        return known or run_name(len(self._run_ids()) + 1, seed=self.sweep_id)
+        number = self.shared.number(run_id) if self.shared is not None else None
+        return known or run_name(number or len(self._run_ids()) + 1, seed=self.sweep_id)
 
     def start_run(self, run_id: str, name: str, config: Mapping[str, Any],
                   metadata: Mapping[str, Any]) -> None:
@@ -200,9 +214,10 @@ class RunLog:
                            warning=metric_warning(run, self._metric))
         self._write_record(ended)
         del self._runs[run_id]
-        sweep = self.sweep_info()
-        best = best_entry([ended, *filter(None, [sweep.get("best_run")])], sweep.get("metric"))
-        self._write_sweep({**sweep, "run_count": len(self._run_ids()), "best_run": best})
+        with self._locked():
+            sweep = self.sweep_info()
+            best = best_entry([ended, *filter(None, [sweep.get("best_run")])], sweep.get("metric"))
+            self._write_sweep({**sweep, "run_count": self._run_count(), "best_run": best})
 
     def finish(self, state: str, *, target_reached: bool = False, **fields: Any) -> None:
         """Mark the sweep finished or cancelled in sweep.json (with its best run).
@@ -218,18 +233,23 @@ class RunLog:
             raise ValueError(f"sweep state must be one of {SWEEP_STATES[1:]}, got {state!r}")
         with contextlib.suppress(OSError):
             (self.path / RESERVE).unlink(missing_ok=True)  # its space is for what follows
-        self._ended = {record["id"] for record in self.finished_runs()}
-        orphans = self._run_ids() - self._ended if state == "finished" else set()
-        for run_id in sorted(orphans):
-            if target_reached:
-                self.end_run(run_id, "killed")
-            else:
-                self.end_run(run_id, "crashed", error=_LOST)
-        sweep = self.sweep_info()
-        self._write_sweep({**sweep, "state": state, "finished_at": now(),
-                           "run_count": len(self._run_ids()),
-                           "best_run": best_entry(self.finished_runs(), sweep.get("metric")),
-                           **plain(fields)})
+        with self._locked():
+            self._ended = {record["id"] for record in self.finished_runs()}
+            orphans = self._run_ids() - self._ended if state == "finished" else set()
+            if self.shared is not None:  # the others' runs are theirs, or will be adopted
+                orphans &= self.shared.owned_unended()
+            for run_id in sorted(orphans):
+                if target_reached:
+                    self.end_run(run_id, "killed")
+                else:
+                    self.end_run(run_id, "crashed", error=_LOST)
+            sweep = self.sweep_info()
+            if self.shared is not None and not self.shared.retire():
+                state, fields = "running", {**fields, "finished_at": None}  # others still run it
+            self._write_sweep({**sweep, "state": state, "finished_at": now(),
+                               "run_count": self._run_count(),
+                               "best_run": best_entry(self.finished_runs(), sweep.get("metric")),
+                               **plain(fields)})
 
     @functools.cached_property
     def _metric(self) -> str | None:
@@ -243,7 +263,19 @@ class RunLog:
 
     def update_sweep(self, **fields: Any) -> None:
         """Set fields of sweep.json (``ray_experiment_path``; ``state="running"`` on resume)."""
-        self._write_sweep({**self.sweep_info(), **plain(fields)})
+        with self._locked():
+            self._write_sweep({**self.sweep_info(), **plain(fields)})
+
+    def _locked(self) -> contextlib.AbstractContextManager[Any]:
+        """The sweep's lock when drivers share the log (sweep.json is read, changed, written)."""
+        return self.shared.locked() if self.shared is not None else contextlib.nullcontext()
+
+    def _run_count(self) -> int:
+        return self.shared.run_count() if self.shared is not None else len(self._run_ids())
+
+    def started_ids(self) -> set[str]:
+        """Ids of the runs that have files (started by any driver so far)."""
+        return set(self._run_ids())
 
     def finished_runs(self) -> list[dict[str, Any]]:
         """The records of runs.jsonl, one per ended run, in the order they ended."""
@@ -266,6 +298,10 @@ class RunLog:
         """
         return {run.metadata["ray_trial_id"]: run.config for run in self._unended()
                 if run.metadata.get("ray_trial_id")}
+
+    def history(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's history rows (of its current attempt), as wandb-history.jsonl holds them."""
+        return read_jsonl(self.run_dir(run_id) / HISTORY)
 
     def _unended(self) -> list[OpenRun]:
         ended = {record["id"] for record in self.finished_runs()}

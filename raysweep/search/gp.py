@@ -38,11 +38,33 @@ MAX_GP_POINTS = 200
 MATERN_NU = 1.5
 GP_RESTARTS = 5
 EI_XI = 0.001
+# Halvings of [0, 1] that find a value's quantile: past a double's resolution.
+BISECT_STEPS = 56
 
 
 def from_unit(dist: Distribution, u: float) -> Any:
     """The W&B value of `dist` at quantile `u` (clipped to stay finite)."""
     return dist.ppf(min(max(float(u), UNIT_EPS), 1.0 - UNIT_EPS))[0]
+
+
+def to_unit(dist: Distribution, value: Any) -> float:
+    """The quantile ``u`` at which `dist`'s `ppf` gives `value`: the inverse `from_unit` needs.
+
+    Found by bisection, which works for every W&B kind since each `ppf` is
+    monotone: the first ``u`` whose value is ``>= value`` and the first whose
+    value is ``> value`` bound the step of a discrete (int, ``q_``) value, and
+    its middle is returned; for a continuous value both are the same point.
+    A value outside the distribution's range lands on the nearest edge.
+    """
+    target = float(value)
+    bounds = np.array([[UNIT_EPS, 1.0 - UNIT_EPS]] * 2)  # rows: ">= value", "> value"
+    for _ in range(BISECT_STEPS):
+        mid = bounds.mean(axis=1)
+        found = np.array(dist.ppf(mid), dtype=float)
+        above = np.array([found[0] >= target, found[1] > target])
+        bounds[above, 1] = mid[above]
+        bounds[~above, 0] = mid[~above]
+    return float(bounds[:, 1].mean())
 
 
 class UnitCubeGP(StatefulSearcher):
@@ -90,6 +112,19 @@ class UnitCubeGP(StatefulSearcher):
         if u is None:
             return
         value = finite_number((result or {}).get(self._metric))
+        if value is None:
+            self._failed.append(u)
+        else:
+            self._observed.append((u, value if self._mode == "max" else -value))
+
+    def add_evaluated(self, point: dict[str, float], value: float | None) -> None:
+        """A run another driver evaluated at quantiles `point` (value None: no finite metric).
+
+        It counts as one of this searcher's own earlier suggestions, so the
+        Latin-hypercube design is not started again by a later driver.
+        """
+        u = [float(point[label]) for label in self._labels]
+        self._suggested += 1
         if value is None:
             self._failed.append(u)
         else:

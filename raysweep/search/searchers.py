@@ -19,20 +19,24 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import yaml
+import hyperopt
 from hyperopt import hp
+from hyperopt.fmin import generate_trial
 from ray import cloudpickle
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 from ray.tune.search.hyperopt import HyperOptSearch
 from ray.tune.utils.util import flatten_dict, merge_dicts
 
 from raysweep.search import _ray_internals as ray_internals, space
-from raysweep.search.gp import UnitCubeGP, from_unit
+from raysweep.search.gp import UnitCubeGP, from_unit, to_unit
 from raysweep.search.stateful import StatefulSearcher
 from raysweep.protocol import META_KEY
 from raysweep.values import finite_number, is_better, plain
@@ -74,6 +78,31 @@ class Params:
     def decode(self, encoded: Mapping[str, Any]) -> dict[str, Any]:
         """Nested config from a model's proposal: a category index or a quantile ``u`` per label."""
         return self.nest({label: _decode_one(dist, encoded[label]) for label, dist in self.searched().items()})
+
+    def encode(self, config: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The inverse of `decode`: a category index or a quantile per label; None if a value has no place.
+
+        A config edited by hand (a value outside the categories, a key gone)
+        cannot be given to a model of the sweep's space.
+        """
+        encoded = {}
+        for (label, dist), path in zip(self.searched().items(), (p for p, d in zip(self.paths, self.dists)
+                                                                 if not isinstance(d, Constant))):
+            value: Any = config
+            for key in path:
+                if not isinstance(value, Mapping) or key not in value:
+                    return None
+                value = value[key]
+            if isinstance(dist, Categorical):
+                matches = [i for i, option in enumerate(dist.values) if option == value]
+                if not matches:
+                    return None
+                encoded[label] = matches[0]
+            elif finite_number(value) is None:
+                return None
+            else:
+                encoded[label] = to_unit(dist, value)
+        return encoded
 
 
 def _decode_one(dist: Distribution, encoded: Any) -> Any:
@@ -128,12 +157,18 @@ def _flat_grid(params: Params, exclude: Sequence[Mapping[str, Any]] = ()) -> lis
     Points equal to the config of a run in `exclude` are left out, as W&B's
     grid skips the points its sweep already ran.
     """
-    searched = params.searched()
-    axes = [_grid_axis(dist) for dist in searched.values()]
-    paths = [tuple(label.split("/")) for label in searched]
+    searched, axes, paths = _grid_axes(params)
     done = {_run_identity(paths, axes, config) for config in exclude}
     return [dict(zip(searched, (value for _, value in combo), strict=True))
             for combo in itertools.product(*axes) if tuple(key for key, _ in combo) not in done]
+
+
+def _grid_axes(params: Params) -> tuple[dict[str, Distribution], list[list[tuple[str, Any]]],
+                                        list[tuple[str, ...]]]:
+    """The searched parameters, each one's grid values with keys, and each one's path."""
+    searched = params.searched()
+    return (searched, [_grid_axis(dist) for dist in searched.values()],
+            [tuple(label.split("/")) for label in searched])
 
 
 def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -181,6 +216,27 @@ class RandomSearcher(StatefulSearcher):
         self._rng.bit_generator.state = state["rng"]
 
 
+class SharedSweep(Protocol):
+    """The run log's shared state as a searcher sees it (`raysweep.runlog.lease.Ledger`).
+
+    Every method but `locked` is called inside ``with locked():``.
+    """
+
+    configs: list[dict[str, Any]]
+
+    def locked(self) -> AbstractContextManager[Any]: ...
+    def known(self, trial_id: str) -> bool: ...
+    def full(self) -> bool: ...
+    def claim(self, trial_id: str, config: Mapping[str, Any]) -> Any: ...
+    def adopt(self, trial_id: str, config: Mapping[str, Any]) -> Any: ...
+    def orphans(self) -> dict[str, dict[str, Any]]: ...
+    def evaluated_elsewhere(self, *, values: bool = True) -> list[tuple[dict[str, Any], float | None]]: ...
+
+
+#: Seconds between two looks for runs of dead drivers while a sweep runs.
+ORPHAN_CHECK_S = 1.0
+
+
 class SweepSearcher(Searcher):
     """The searcher Ray sees: nested W&B configs, a run budget, one objective value per trial.
 
@@ -193,18 +249,33 @@ class SweepSearcher(Searcher):
     `resumed` maps the Ray trial ids of runs a stopped driver cut off to their
     configs: asked for one of those ids (by `SweepTrialGenerator`), it returns that
     config, outside the `max_runs` budget and unseen by the inner searcher.
+
+    With `shared` (other drivers may work on the sweep), each suggestion is
+    made under the run log's lock: the runs others ended since are learnt
+    first (`add_evaluated`), a grid point another driver took (same
+    `identity`) is skipped, ``run_cap`` counts every driver's runs, and the
+    run is claimed before Ray sees it.  Until then, runs of drivers that died
+    are adopted (`adopt_orphans`); a driver with nothing left to propose
+    finishes, as a W&B agent does, and holds no resources idle (runs of a
+    driver that dies after that are the next driver's to restart).
     """
 
     def __init__(self, searcher: Searcher, *, decode: Callable[[Mapping[str, Any]], dict[str, Any]],
                  metric: str | None, mode: str | None, max_runs: int | None,
-                 resumed: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+                 resumed: Mapping[str, Mapping[str, Any]] | None = None,
+                 encode: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = None,
+                 identity: Callable[[Mapping[str, Any]], Hashable] | None = None) -> None:
         super().__init__(metric=metric, mode=mode)
         self.searcher = searcher
         self.resumed = {trial_id: dict(config) for trial_id, config in (resumed or {}).items()}
-        self._decode = decode
+        self.shared: SharedSweep | None = None
+        self._decode, self._encode, self._identity = decode, encode, identity
         self._max_runs = max_runs
         self._suggested = 0
         self._best: dict[str, float | None] = {}
+        self._taken: set[Hashable] = set()  # identities of configs other drivers claimed
+        self._configs_seen = 0
+        self._orphans_checked = -ORPHAN_CHECK_S
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         """Accept TuneConfig's metric/mode where the sweep had none; the sweep owns the space."""
@@ -212,17 +283,91 @@ class SweepSearcher(Searcher):
         self._mode = self._mode or mode
         return True
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Ray pickles the searcher into its experiment; the shared run log is this process's, not kept."""
+        return {**self.__dict__, "shared": None}
+
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # as above
         if trial_id in self.resumed:
             return copy.deepcopy(self.resumed.pop(trial_id))
-        if self._max_runs is not None and self._suggested >= self._max_runs:
+        if self._budget_used():
             return Searcher.FINISHED
-        proposal = self.searcher.suggest(trial_id)
-        if proposal is None or proposal == Searcher.FINISHED:
-            return proposal
+        if self.shared is None:
+            return self._propose(trial_id)
+        with self.shared.locked():
+            self.learn(self.shared.evaluated_elsewhere(values=self.learns))
+            if self.shared.known(trial_id):
+                return None  # another driver's run has this id: Ray draws a new one next time
+            config = Searcher.FINISHED if self.shared.full() else self._propose(trial_id)
+            if isinstance(config, dict):
+                self.shared.claim(trial_id, config)
+            return config
+
+    def _budget_used(self) -> bool:
+        return self._max_runs is not None and self._suggested >= self._max_runs
+
+    def _propose(self, trial_id: str) -> dict[str, Any] | str | None:
+        """The inner searcher's next config not taken by another driver (a grid point)."""
+        while True:
+            proposal = self.searcher.suggest(trial_id)
+            if proposal is None or proposal == Searcher.FINISHED:
+                return proposal
+            config = plain(self._decode(proposal))
+            if not self._taken_elsewhere(config):
+                break
         self._suggested += 1
         self._best[trial_id] = None
-        return plain(self._decode(proposal))
+        return config
+
+    def _taken_elsewhere(self, config: Mapping[str, Any]) -> bool:
+        if self._identity is None or self.shared is None:
+            return False
+        claimed = self.shared.configs
+        self._taken.update(self._identity(c) for c in claimed[self._configs_seen:])
+        self._configs_seen = len(claimed)
+        return self._identity(config) in self._taken
+
+    def adopt_orphans(self) -> None:
+        """Take over, under their own trial ids, runs whose driver died (within this driver's budget).
+
+        Looked for at most every `ORPHAN_CHECK_S` seconds, so a run's cost
+        does not grow with the sweep.
+        """
+        clock = time.monotonic()
+        if self.shared is None or self._budget_used() or clock - self._orphans_checked < ORPHAN_CHECK_S:
+            return
+        self._orphans_checked = clock
+        with self.shared.locked():
+            for trial_id, config in self.shared.orphans().items():
+                if self._budget_used():
+                    break
+                self.shared.adopt(trial_id, config)
+                self.resumed[trial_id] = config
+                self._suggested += 1
+
+    @property
+    def learns(self) -> bool:
+        """Whether the inner searcher learns from runs it did not propose (bayes)."""
+        return hasattr(self.searcher, "add_evaluated") and self._encode is not None
+
+    def learn(self, evaluated: Sequence[tuple[Mapping[str, Any], float | None]]) -> None:
+        """Give the inner searcher runs it did not propose, each a config and its metric value."""
+        for config, value in evaluated:
+            self.add_evaluated(config, value)
+
+    def add_evaluated(self, config: Mapping[str, Any], value: float | None) -> None:
+        """One run evaluated elsewhere (another driver, an earlier one): its config and value.
+
+        `value` is the run's best finite metric value, None when it has none
+        (a NaN, inf or missing metric: what an unbroken sweep feeds as an
+        error).  Engines that learn (`add_evaluated` on the inner searcher)
+        get the config in their own encoding; grid and random ignore it.
+        """
+        if not self.learns:
+            return
+        encoded = self._encode(config)  # type: ignore[misc]
+        if encoded is not None:
+            self.searcher.add_evaluated(encoded, finite_number(value))
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._best:  # not a resumed run: the inner searcher proposed it
@@ -284,6 +429,7 @@ class SweepTrialGenerator(SearchGenerator):
         self._sweep_searcher = searcher
 
     def create_trial_if_possible(self, experiment_spec: dict) -> Any:
+        self._sweep_searcher.adopt_orphans()
         trial_id = next(iter(self._sweep_searcher.resumed), None)  # it drops each one it hands out
         if trial_id is None:
             return super().create_trial_if_possible(experiment_spec)
@@ -318,11 +464,28 @@ def _hyperopt_space(params: Params) -> dict[str, Any]:
     return space_
 
 
+class TPESearch(HyperOptSearch):
+    """Ray's hyperopt TPE searcher that also learns runs it did not propose (`add_evaluated`)."""
+
+    def add_evaluated(self, point: dict[str, Any], value: float | None) -> None:
+        """A completed hyperopt trial at `point` (labels as in the space): ``ok`` with its loss, or an error."""
+        trials = self._hpopt_trials
+        doc = generate_trial(trials.new_trial_ids(1)[0], point)
+        if value is None:
+            doc["state"] = hyperopt.JOB_STATE_ERROR
+            doc["misc"]["error"] = ("no finite metric", "no finite metric")
+        else:
+            doc["state"] = hyperopt.JOB_STATE_DONE
+            doc["result"] = {"loss": self.metric_op * value, "status": hyperopt.STATUS_OK}
+        trials.insert_trial_docs([doc])
+        trials.refresh()
+
+
 def _bayes(params: Params, metric: str, mode: str, seed: int | None, max_runs: int | None) -> Searcher:
     if _uses_gp(params):
         return UnitCubeGP(list(params.searched()), metric=metric, mode=mode, seed=seed,
                           n_initial_points=initial_points(max_runs))
-    return HyperOptSearch(_hyperopt_space(params), metric=metric, mode=mode,
+    return TPESearch(_hyperopt_space(params), metric=metric, mode=mode,
                           n_initial_points=initial_points(max_runs), random_state_seed=seed)
 
 
@@ -347,7 +510,15 @@ def make_searcher(spec: SweepSpec, *, seed: int | None, max_runs: int | None,
         inner = _bayes(params, metric, mode, seed, max_runs)
     decode = params.decode if spec.method == "bayes" else params.nest
     return SweepSearcher(inner, decode=decode, metric=metric, mode=mode, max_runs=max_runs,
-                         resumed=resumed)
+                         resumed=resumed, encode=params.encode, identity=_identity(params, spec))
+
+
+def _identity(params: Params, spec: SweepSpec) -> Callable[[Mapping[str, Any]], Hashable] | None:
+    """A grid point's identity (W&B's) for a nested config; None for methods without points."""
+    if spec.method != "grid":
+        return None
+    _, axes, paths = _grid_axes(params)
+    return lambda config: _run_identity(paths, axes, config)
 
 
 def searcher_name(spec: SweepSpec) -> str:

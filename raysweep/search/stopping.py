@@ -163,10 +163,37 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
         ray_internals.set_brackets(self, [_WandbBracket(self.milestones, eta, strict)])
         self._progress: dict[str, _Progress] = {}
         self._stopped_at: dict[str, int] = {}
+        self._remembered: list[tuple[str, list[dict[str, Any]], int | None]] = []
 
     def stopped_at_rung(self, trial_id: str) -> int | None:
         """The milestone at which this scheduler stopped the trial, if it did."""
         return self._stopped_at.get(trial_id)
+
+    def remember(self, run_id: str, history: Sequence[dict[str, Any]], stopped_at_rung: int | None) -> None:
+        """Record an ended run of the sweep (an earlier or another driver's) at the rungs it reached.
+
+        Its value at each milestone it reached is what this scheduler would
+        have recorded had it seen the run's results (history rows, counted as
+        `_advance` counts them), so a driver started on an existing sweep
+        judges new runs as an unbroken sweep would.  A run stopped at a rung
+        reached no later one.  Before metric and mode are known the history
+        is kept and recorded when they are.
+        """
+        if self._metric is None:
+            self._remembered.append((run_id, list(history), stopped_at_rung))
+            return
+        losses = [loss for loss in map(self._loss, history) if loss is not None]
+        rungs = dict(self._brackets[0]._rungs)
+        for milestone, recorded in rungs.items():
+            if milestone <= len(losses) and (stopped_at_rung is None or milestone <= stopped_at_rung):
+                recorded[f"run:{run_id}"] = losses[milestone - 1]
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        accepted = super().set_search_properties(metric, mode, **spec)
+        remembered, self._remembered = self._remembered, []
+        for args in remembered:
+            self.remember(*args)
+        return accepted
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         """A new trial starts counting; a retried or requeued one goes on counting (W&B counts a
