@@ -138,8 +138,7 @@ def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
     resources = settings.resources
     scheduler = stopping.make_scheduler(spec)
     if scheduler is not None:
-        for record in log.finished_runs():
-            scheduler.remember(record["id"], log.history(record["id"]), record.get("stopped_at_rung"))
+        remember_runs(scheduler, log)
     rung_of = scheduler.stopped_at_rung if scheduler is not None else None
     callbacks: list[tune.Callback] = [RetryOnlyLostRuns(), RunLogCallback(log, rung_of, programs=programs)]
     if shown is not None:
@@ -158,6 +157,12 @@ def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
     log.update_sweep(ray_experiment_path=f"{storage}/{name}")
     return tune.Tuner(tune.with_resources(trainable, resources.as_ray()),
                       tune_config=tune_config, run_config=run_config)
+
+
+def remember_runs(scheduler: stopping.WandbHyperbandScheduler, log: RunLog) -> None:
+    """Fill the scheduler's rungs with the values of every run of the sweep that has ended."""
+    for record in log.finished_runs():
+        scheduler.remember(record["id"], log.history(record["id"]), record.get("stopped_at_rung"))
 
 
 def _fit(tuner: tune.Tuner, log: RunLog, stopper: stopping.TargetStopper | None, drain: Drain) -> str:

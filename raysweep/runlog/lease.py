@@ -48,8 +48,6 @@ LOCK, CLAIMS, DRIVERS, RUNS = "sweep.lock", "claims.jsonl", "drivers", "runs.jso
 HEARTBEAT_S = 5.0
 #: A driver whose last heartbeat is this old is dead (clocks of hosts may differ by less).
 DEAD_AFTER_S = 60.0
-#: Seconds a driver trusts its last look at the others' heartbeats.
-LIVENESS_CACHE_S = 1.0
 HOST = socket.gethostname()
 
 
@@ -141,7 +139,6 @@ class Ledger:
         self._guard = threading.RLock()
         self._depth = 0
         self._lock_file: Any = None
-        self._live: tuple[float, set[str]] = (-LIVENESS_CACHE_S, set())
         self._heartbeat_s = heartbeat_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -182,8 +179,7 @@ class Ledger:
             self._thread.join()
         with contextlib.suppress(OSError):
             self._heartbeat_file(self.driver_id).unlink()
-        self._live = (-LIVENESS_CACHE_S, set())
-        return self.live_drivers() == {self.driver_id}
+        return not self.live_drivers()
 
     def leave(self) -> None:
         """Retire (if not yet) and let go of the lock file."""
@@ -311,16 +307,17 @@ class Ledger:
     # --- heartbeats ------------------------------------------------------------------------
 
     def live_drivers(self) -> set[str]:
-        """Ids of drivers whose heartbeat is fresh (this one always), looked up at most once a second."""
-        clock = time.monotonic()
-        if clock - self._live[0] >= LIVENESS_CACHE_S:
-            live = {self.driver_id}
-            with contextlib.suppress(FileNotFoundError):
-                for entry in os.scandir(self.path / DRIVERS):
-                    if entry.name.endswith(".json") and _alive(read_json(Path(entry.path))):
-                        live.add(entry.name[:-5])
-            self._live = (clock, live)
-        return self._live[1]
+        """Ids of drivers whose heartbeat is fresh (this one's until it retires).
+
+        Looked up afresh each time: a driver that joined a moment ago may
+        already own runs (callers ask at most about once a second).
+        """
+        live = set()
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.path / DRIVERS):
+                if entry.name.endswith(".json") and _alive(read_json(Path(entry.path))):
+                    live.add(entry.name[:-5])
+        return live
 
     def _heartbeat_file(self, driver_id: str) -> Path:
         return self.path / DRIVERS / f"{driver_id}.json"
