@@ -39,7 +39,14 @@ from typing import Any
 
 from raysweep.errors import RunLogError
 from raysweep.names import new_id, run_id_for
-from raysweep.runlog.atomic import append_line, dumps, io_error, read_json, read_jsonl, write_atomic
+from raysweep.runlog.atomic import (
+    append_line,
+    dumps,
+    io_error,
+    read_json,
+    read_jsonl,
+    write_atomic,
+)
 from raysweep.runlog.rundir import HISTORY
 from raysweep.values import best_of, finite_number
 
@@ -265,7 +272,7 @@ class Ledger:
         self._sync()
         return self.claims[run_id]
 
-    def orphans(self, cut_off: Mapping[str, Mapping[str, Any]] = ()) -> dict[str, dict[str, Any]]:
+    def orphans(self, cut_off: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
         """Trial id -> config of unended runs no live driver owns, oldest claim first.
 
         `cut_off` (trial id -> config, from the run directories) adds runs that
@@ -275,7 +282,7 @@ class Ledger:
         live = self.live_drivers()
         found = {claim.trial_id: claim.config for claim in self.claims.values()
                  if claim.run_id not in self.ended and claim.driver not in live}
-        for trial_id, config in dict(cut_off).items():
+        for trial_id, config in (cut_off or {}).items():
             run_id = run_id_for(self.sweep_id, trial_id)
             owner = self.claims.get(run_id)
             if run_id not in self.ended and (owner is None or owner.driver not in live):

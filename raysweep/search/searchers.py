@@ -365,9 +365,9 @@ class SweepSearcher(Searcher):
         """
         if not self.learns:
             return
-        encoded = self._encode(config)  # type: ignore[misc]
+        encoded = self._encode(config) if self._encode is not None else None
         if encoded is not None:
-            self.searcher.add_evaluated(encoded, finite_number(value))
+            self.searcher.add_evaluated(encoded, finite_number(value))  # type: ignore[attr-defined]
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._best:  # not a resumed run: the inner searcher proposed it

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 import yaml
+from runlog_check import check_runlog
 
 from raysweep.search.searchers import grid_points
 from raysweep.spec.load import load_spec
-from runlog_check import check_runlog
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 AGENTS = 3
