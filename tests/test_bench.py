@@ -122,3 +122,17 @@ def test_drain_quick(tmp_path: Path) -> None:
     assert all(r["exit"] == 128 + signal.SIGTERM and r["alive_after_5s"] == 0 for r in results)
     linger = next(r for r in results if r["variant"] == "linger")
     assert linger["drain_s"] >= 2  # the lingering programs were given their --kill-grace
+
+
+def test_many_agents_quick(tmp_path: Path) -> None:
+    text = run_quick("many_agents.py", tmp_path)
+    curves = read(tmp_path, "many_agents.json")
+    assert sorted(curves) == ["branin", "hartmann6"]
+    for by_variant in curves.values():
+        assert sorted(by_variant) == ["one driver", "two agents, apart", "two agents, shared"]
+        for seeds in by_variant.values():
+            assert len(seeds) == 2
+            for curve in seeds:  # the sweep's runs, both agents' together
+                assert len(curve) == 6 and curve[-1] >= -1e-9
+                assert all(b <= a for a, b in zip(curve, curve[1:]))
+    assert text.count("target (within noise of one driver)") == 2

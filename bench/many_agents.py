@@ -1,0 +1,137 @@
+"""Many agents, one memory: bayes as 2 agents x 25 runs vs 1 driver x 50 vs 2 x 25 that do not share.
+
+On Branin and Hartmann-6 (`search_quality.py`'s objectives, GP search), each
+of ``--seeds`` seeds runs three ways, all in process (no Ray, no processes):
+
+- *one driver* (1 x 50): one driver's searcher, one run at a time (`make_searcher`,
+  suggest -> evaluate -> on_trial_complete);
+- *two agents, shared* (2 x 25): two agents started at once, each with its own searcher
+  (seeded as `raysweep.driver.runner.searcher_seed` seeds agents started
+  together), each with one run in flight: before each proposal an agent
+  learns (`SweepSearcher.learn`) the other's runs that ended since, which is
+  what `raysweep.runlog.lease.Ledger.evaluated_elsewhere` hands a real agent;
+- *two agents, apart* (2 x 25): the same two agents, never told of each other's runs
+  (raysweep before agents shared a memory).
+
+Reported: median best-so-far regret over the sweep's runs (both agents'
+together) after 10, 20, 30 and 50 runs, and Mann-Whitney tests of the final
+regrets: shared against one driver (the target: within noise) and against apart.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+import search_quality  # noqa: E402
+
+PROBLEMS = ("branin", "hartmann6")
+VARIANTS = ("one driver", "two agents, shared", "two agents, apart")
+
+
+def _searcher(problem: str, seed: int, runs: int, ordinal: int) -> Any:
+    from raysweep.driver.runner import searcher_seed
+    from raysweep.search.searchers import make_searcher
+    from raysweep.spec.load import load_spec
+
+    spec = load_spec(search_quality.sweep_config(problem, "bayes"))
+    return make_searcher(spec, seed=searcher_seed(seed, 0, ordinal), max_runs=runs)
+
+
+def one_driver(problem: str, seed: int, runs: int) -> list[float]:
+    """Objective values in the order the runs ended: one searcher, one run at a time."""
+    return search_quality.raysweep_trace(problem, "bayes", seed, runs)
+
+
+def two_agents(problem: str, seed: int, runs: int, shared: bool) -> list[float]:
+    """Objective values of two agents' runs in the order they ended; each agent has one run in flight.
+
+    Round by round, agent A proposes, then agent B (which has not seen A's new
+    run: it is still running), then both runs end.
+    """
+    objective = search_quality.PROBLEMS[problem][0]
+    agents = [_searcher(problem, seed, runs // 2, ordinal) for ordinal in (0, 1)]
+    ended: list[tuple[int, dict[str, Any], float]] = []  # (agent, config, value)
+    seen = [0, 0]
+    values = []
+    for round_ in range(runs // 2):
+        proposed = []
+        for index, agent in enumerate(agents):
+            if shared:
+                agent.learn([(config, value) for who, config, value in ended[seen[index]:] if who != index])
+                seen[index] = len(ended)
+            config = agent.suggest(f"{index}_{round_}")
+            proposed.append((config, objective(config)))
+        for index, (config, value) in enumerate(proposed):
+            agents[index].on_trial_complete(f"{index}_{round_}", result={"loss": value})
+            ended.append((index, config, value))
+            values.append(value)
+    return values
+
+
+def trace(problem: str, variant: str, seed: int, runs: int) -> list[float]:
+    if variant == VARIANTS[0]:
+        return one_driver(problem, seed, runs)
+    return two_agents(problem, seed, runs, shared=variant == VARIANTS[1])
+
+
+def all_traces(seeds: int, runs: int) -> dict[str, dict[str, list[list[float]]]]:
+    """Every variant on every problem and seed, in two spawned worker processes (one per core)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {(problem, variant): [pool.submit(trace, problem, variant, seed, runs) for seed in range(seeds)]
+                   for problem in PROBLEMS for variant in VARIANTS}
+        traces: dict[str, dict[str, list[list[float]]]] = {problem: {} for problem in PROBLEMS}
+        for (problem, variant), jobs in futures.items():
+            traces[problem][variant] = [job.result() for job in jobs]
+            print(f"{problem} {variant}: done, load {_common.load()}", flush=True)
+    return traces
+
+
+def verdicts(curves: dict[str, dict[str, list[list[float]]]]) -> list[str]:
+    from scipy.stats import mannwhitneyu
+
+    lines = []
+    for problem, by_variant in curves.items():
+        final = {variant: [seed[-1] for seed in seeds] for variant, seeds in by_variant.items()}
+        median = {variant: search_quality._quantile(values, 0.5) for variant, values in final.items()}
+        p_one = mannwhitneyu(final[VARIANTS[1]], final[VARIANTS[0]], alternative="two-sided").pvalue
+        p_apart = mannwhitneyu(final[VARIANTS[1]], final[VARIANTS[2]], alternative="two-sided").pvalue
+        within = p_one >= 0.05 or median[VARIANTS[1]] <= median[VARIANTS[0]]
+        lines.append(
+            f"- {problem}: two agents sharing, median regret {median[VARIANTS[1]]:.4g}, vs one driver "
+            f"{median[VARIANTS[0]]:.4g} (Mann-Whitney two-sided p = {p_one:.2g}) — target (within noise of "
+            f"one driver): **{'met' if within else 'missed'}**; vs two agents apart {median[VARIANTS[2]]:.4g} "
+            f"(p = {p_apart:.2g})")
+    return lines
+
+
+def main() -> None:
+    p = _common.parser(__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, help="seeds per function and variant (default 10; --quick 2)")
+    p.add_argument("--runs", type=int, help="runs per sweep, both agents together (default 50; --quick 6)")
+    args = p.parse_args()
+    out, results_path = _common.prepare(args, "many_agents")
+    seeds, runs = args.seeds or (2 if args.quick else 10), args.runs or (6 if args.quick else 50)
+    curves = search_quality.regret_curves(all_traces(seeds, runs))
+    (out / "many_agents.json").write_text(json.dumps(curves))
+    table = search_quality.regret_table(curves, runs).replace("| method |", "| variant |")
+    _common.write_section(results_path, "many_agents", "\n".join([
+        _common.header("Many agents, one memory" + (" (quick smoke run — not a result)" if args.quick else ""),
+                       packages=("raysweep", "numpy", "scikit-learn", "bayesian-optimization")),
+        f"Median best-so-far regret over {seeds} seeds of a {runs}-run bayes sweep (GP), run by one "
+        f"driver or by two agents of {runs // 2} runs each started at once, each with one run in flight; "
+        "*shared*: before each proposal an agent's searcher learns the runs the other ended since (what "
+        "a real agent reads from the run log), *apart*: never. Searchers are driven in process, like "
+        "`search_quality.py`, not as agent processes.", "",
+        table, *verdicts(curves)]))
+
+
+if __name__ == "__main__":
+    main()
