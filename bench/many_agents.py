@@ -16,6 +16,11 @@ of ``--seeds`` seeds runs three ways, all in process (no Ray, no processes):
 Reported: median best-so-far regret over the sweep's runs (both agents'
 together) after 10, 20, 30 and 50 runs, and Mann-Whitney tests of the final
 regrets: shared against one driver (the target: within noise) and against apart.
+
+Also measured: what sharing costs a run's bookkeeping on the driver.  The run
+log's calls for one run (start, 10 history rows, end) with and without a
+`Ledger` (a claim under the lock, the lock again at the run's end),
+interleaved in one process, on a local disk.
 """
 
 from __future__ import annotations
@@ -112,13 +117,61 @@ def verdicts(curves: dict[str, dict[str, list[list[float]]]]) -> list[str]:
     return lines
 
 
+def _one_run(log: Any, ledger: Any, index: int) -> None:
+    """What a driver writes for one run of 10 steps; with `ledger`, the claim and lock of a shared sweep."""
+    from raysweep.names import run_id_for
+
+    trial = f"t{index:06d}"
+    if ledger is not None:
+        with ledger.locked():
+            ledger.evaluated_elsewhere(values=False)
+            ledger.known(trial)
+            ledger.claim(trial, {"x": index})
+    run_id = run_id_for(log.sweep_id, trial)
+    log.start_run(run_id, log.name_for(run_id), {"x": index}, {"ray_trial_id": trial})
+    for step in range(10):
+        log.append_history(run_id, {"loss": 1.0 / (step + 1)})
+    log.end_run(run_id, "finished")
+
+
+def bookkeeping_cost(out: Path, runs: int, reps: int) -> list[list[Any]]:
+    """Milliseconds per run of `_one_run`, alone and shared, interleaved; median over `reps` repetitions."""
+    import statistics
+    import time
+
+    from raysweep.names import new_sweep_id
+    from raysweep.runlog.lease import Ledger
+    from raysweep.runlog.log import RunLog
+    from raysweep.spec.load import load_spec
+
+    spec = load_spec(search_quality.sweep_config("branin", "random"))
+    per_run: dict[str, list[float]] = {"alone": [], "shared": []}
+    for rep in range(reps):
+        for variant in (("alone", "shared") if rep % 2 == 0 else ("shared", "alone")):
+            log = RunLog.create(out / f"{variant}-{rep}", spec, new_sweep_id())
+            ledger = Ledger.join(log.path, log.sweep_id) if variant == "shared" else None
+            log.shared = ledger
+            start = time.perf_counter()
+            for index in range(runs):
+                _one_run(log, ledger, index)
+            per_run[variant].append((time.perf_counter() - start) / runs * 1000)
+            if ledger is not None:
+                ledger.leave()
+    alone, shared = (statistics.median(per_run[v]) for v in ("alone", "shared"))
+    return [["run log alone", runs, f"{alone:.3f}"], ["run log + lease (shared sweep)", runs, f"{shared:.3f}"],
+            ["difference", "", f"{shared - alone:+.3f}"]]
+
+
 def main() -> None:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, help="seeds per function and variant (default 10; --quick 2)")
     p.add_argument("--runs", type=int, help="runs per sweep, both agents together (default 50; --quick 6)")
+    p.add_argument("--log-runs", type=int, help="runs per bookkeeping measurement (default 200; --quick 20)")
     args = p.parse_args()
     out, results_path = _common.prepare(args, "many_agents")
     seeds, runs = args.seeds or (2 if args.quick else 10), args.runs or (6 if args.quick else 50)
+    log_runs, log_reps = args.log_runs or (20 if args.quick else 200), 2 if args.quick else 6
+    cost = bookkeeping_cost(out, log_runs, log_reps)
     curves = search_quality.regret_curves(all_traces(seeds, runs))
     (out / "many_agents.json").write_text(json.dumps(curves))
     table = search_quality.regret_table(curves, runs).replace("| method |", "| variant |")
@@ -130,7 +183,10 @@ def main() -> None:
         "*shared*: before each proposal an agent's searcher learns the runs the other ended since (what "
         "a real agent reads from the run log), *apart*: never. Searchers are driven in process, like "
         "`search_quality.py`, not as agent processes.", "",
-        table, *verdicts(curves)]))
+        table, *verdicts(curves), "",
+        f"Bookkeeping per run on the driver (ms, median of {log_reps} interleaved repetitions; a run of "
+        "10 history rows):", "",
+        _common.table(["variant", "runs", "ms per run"], cost)]))
 
 
 if __name__ == "__main__":

@@ -212,9 +212,9 @@ class RunLog:
                            early_stopped=early_stopped or stopped_at_rung is not None,
                            stopped_at_rung=stopped_at_rung, error=error, exit_code=exit_code,
                            warning=metric_warning(run, self._metric))
-        self._write_record(ended)
-        del self._runs[run_id]
-        with self._locked():
+        with self._locked():  # another driver's append must not meet a line being written
+            self._write_record(ended)
+            del self._runs[run_id]
             sweep = self.sweep_info()
             best = best_entry([ended, *filter(None, [sweep.get("best_run")])], sweep.get("metric"))
             self._write_sweep({**sweep, "run_count": self._run_count(), "best_run": best})

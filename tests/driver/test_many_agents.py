@@ -109,6 +109,11 @@ def test_three_agents_at_once_stop_at_the_sweeps_run_cap(ray_session: None, tmp_
 
 
 def test_a_killed_agents_runs_are_restarted_once_by_another(ray_session: None, tmp_path: Path) -> None:
+    """SIGKILL one of 3 agents while it runs a run; that run is restarted once, the grid completes.
+
+    The other agents adopt it if they are still starting runs when they see
+    its driver dead; if they had started their last, the next agent does.
+    """
     config = {**GRID_12, "parameters": {**GRID_12["parameters"], "steps": {"values": [6, 7, 8]},
                                         "sleep": {"value": 0.3}}}
     sweep_id = _sweep(tmp_path, config)
@@ -132,6 +137,7 @@ def test_a_killed_agents_runs_are_restarted_once_by_another(ray_session: None, t
     in_flight = victim_runs_unended()
     ended_before = {r["id"] for r in _records(log)}
     _wait_all(agents[1:])
+    _wait_all([_agent(sweep_id, tmp_path)])  # the next agent: restarts what no other one did
     checked = check_runlog(log)
     records = {r["id"]: r for r in _records(log)}
     assert len(records) == 12 and {r["state"] for r in records.values()} == {"finished"}
