@@ -368,7 +368,7 @@ def test_path_like_names_and_keys_stay_inside_the_run_log(ray_session: None, tmp
         assert record["summary"]["../../escape"] == 1 and record["summary"]["/abs/x"] == 2
         assert record["config"]["_.."] == "../../x"
     assert sorted(p.name for p in result.path.iterdir() if p.is_file()) == [
-        "runs.jsonl", "sweep.json", "sweep.yaml"]
+        "claims.jsonl", "runs.jsonl", "sweep.json", "sweep.lock", "sweep.yaml"]
 
 
 # --- the driver: Ctrl-C, SIGKILL --------------------------------------------------------
