@@ -160,7 +160,8 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
         super().__init__(max_t=milestones[-1], grace_period=milestones[0],
                          reduction_factor=eta, brackets=1, stop_last_trials=False)
         self.milestones = list(milestones)
-        ray_internals.set_brackets(self, [_WandbBracket(self.milestones, eta, strict)])
+        self._bracket = _WandbBracket(self.milestones, eta, strict)
+        ray_internals.set_brackets(self, [self._bracket])
         self._progress: dict[str, _Progress] = {}
         self._stopped_at: dict[str, int] = {}
         self._remembered: list[tuple[str, list[dict[str, Any]], int | None]] = []
@@ -179,14 +180,13 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
         reached no later one.  Before metric and mode are known the history
         is kept and recorded when they are.
         """
-        if self._metric is None:
+        if self.metric is None:
             self._remembered.append((run_id, list(history), stopped_at_rung))
             return
         losses = [loss for loss in map(self._loss, history) if loss is not None]
-        rungs = dict(self._brackets[0]._rungs)
-        for milestone, recorded in rungs.items():
+        for milestone in self.milestones:
             if milestone <= len(losses) and (stopped_at_rung is None or milestone <= stopped_at_rung):
-                recorded[f"run:{run_id}"] = losses[milestone - 1]
+                self._bracket.record(f"run:{run_id}", milestone, losses[milestone - 1])
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         accepted = super().set_search_properties(metric, mode, **spec)
