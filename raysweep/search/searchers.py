@@ -85,9 +85,11 @@ class Params:
         A config edited by hand (a value outside the categories, a key gone)
         cannot be given to a model of the sweep's space.
         """
-        encoded = {}
-        for (label, dist), path in zip(self.searched().items(), (p for p, d in zip(self.paths, self.dists)
-                                                                 if not isinstance(d, Constant))):
+        encoded: dict[str, Any] = {}
+        for path, dist in zip(self.paths, self.dists, strict=True):
+            if isinstance(dist, Constant):
+                continue
+            label = "/".join(path)
             value: Any = config
             for key in path:
                 if not isinstance(value, Mapping) or key not in value:

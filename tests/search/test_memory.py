@@ -147,7 +147,7 @@ def _play(scheduler: Any, curves: list[list[float]], names: list[str],
     With `log`, each run is also recorded in the run log as a driver records it.
     """
     stopped: dict[str, int | None] = {}
-    for name, curve in zip(names, curves):
+    for name, curve in zip(names, curves, strict=True):
         trial = Trial("train", trial_id=name, stub=True)
         scheduler.on_trial_add(None, trial)
         if log is not None:
