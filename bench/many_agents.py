@@ -84,12 +84,12 @@ def trace(problem: str, variant: str, seed: int, runs: int) -> list[float]:
     return two_agents(problem, seed, runs, shared=variant == VARIANTS[1])
 
 
-def all_traces(seeds: int, runs: int) -> dict[str, dict[str, list[list[float]]]]:
-    """Every variant on every problem and seed, in two spawned worker processes (one per core)."""
+def all_traces(seeds: int, runs: int, workers: int = 2) -> dict[str, dict[str, list[list[float]]]]:
+    """Every variant on every problem and seed, in spawned worker processes (default one per core)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {(problem, variant): [pool.submit(trace, problem, variant, seed, runs) for seed in range(seeds)]
                    for problem in PROBLEMS for variant in VARIANTS}
         traces: dict[str, dict[str, list[list[float]]]] = {problem: {} for problem in PROBLEMS}
@@ -166,13 +166,14 @@ def main() -> None:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, help="seeds per function and variant (default 10; --quick 2)")
     p.add_argument("--runs", type=int, help="runs per sweep, both agents together (default 50; --quick 6)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes for the searches (default 2)")
     p.add_argument("--log-runs", type=int, help="runs per bookkeeping measurement (default 200; --quick 20)")
     args = p.parse_args()
     out, results_path = _common.prepare(args, "many_agents")
     seeds, runs = args.seeds or (2 if args.quick else 10), args.runs or (6 if args.quick else 50)
     log_runs, log_reps = args.log_runs or (20 if args.quick else 200), 2 if args.quick else 6
     cost = bookkeeping_cost(out, log_runs, log_reps)
-    curves = search_quality.regret_curves(all_traces(seeds, runs))
+    curves = search_quality.regret_curves(all_traces(seeds, runs, args.workers))
     (out / "many_agents.json").write_text(json.dumps(curves))
     table = search_quality.regret_table(curves, runs).replace("| method |", "| variant |")
     _common.write_section(results_path, "many_agents", "\n".join([
