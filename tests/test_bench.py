@@ -86,16 +86,18 @@ def test_early_stopping_quick(tmp_path: Path) -> None:
 def test_search_quality_quick(tmp_path: Path) -> None:
     text = run_quick("search_quality.py", tmp_path)
     curves = read(tmp_path, "search_quality.json")
-    assert sorted(curves) == ["branin", "hartmann6", "mixed"]
+    assert sorted(curves) == ["branin", "hartmann6", "mixed", "nested", "svm_digits"]
     for by_method in curves.values():
-        assert sorted(by_method) == ["raysweep bayes", "raysweep random", "wandb bayes", "wandb random"]
+        assert sorted(by_method) == ["optuna GP", "optuna TPE", "raysweep bayes", "raysweep bayes ×4",
+                                     "raysweep random", "wandb bayes", "wandb random"]
         for seeds in by_method.values():
             assert len(seeds) == 2
             for curve in seeds:  # best-so-far regret: never negative, never rising
                 assert len(curve) == 5 and curve[-1] >= -1e-9
                 assert all(b <= a for a, b in zip(curve, curve[1:]))
     assert (tmp_path / "search_quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert text.count("target (≤ W&B)") == 3
+    assert text.count("target (≤ best Optuna or p > 0.05)") == 5
+    assert "| 20 | GP |" in text  # seconds per proposal after 20 ended runs
 
 
 @pytest.mark.integration

@@ -1,45 +1,52 @@
-"""raysweep's Gaussian-process searcher: a Ray `Searcher` on the current bayes_opt (3.x) API.
+"""raysweep's `method: bayes`: Optuna's Gaussian-process sampler behind a Ray `Searcher`.
 
-Ray 2.60's `BayesOptSearch` calls `bayes_opt.UtilityFunction`, which bayes_opt 2.0
-removed, and it silently linearises log ranges. This searcher instead works like
-W&B's own GP: every parameter lives in the unit cube as its CDF value ``u`` and
-goes back through the distribution's `ppf`, so log, normal and beta parameters
-are searched on the scale they are sampled on. The sweep-level layer in
-`searchers.py` turns the ``{label: u}`` suggestions into W&B values and feeds back
-one number per finished trial.
+Optuna's `GPSampler` (Matern-5/2 with one length scale per parameter, log
+expected improvement, categoricals and integers handled natively, q-batch EI
+over the trials still running) found the optimum of every problem in
+`bench/search_quality.py` more reliably than W&B's engine, Optuna's TPE or the
+bayes_opt GP raysweep used before (figures in bench/RESULTS.md).
+
+W&B's meaning of each distribution is kept by searching it on the scale W&B
+samples it on: a categorical as the index of its value, an `int_uniform` as
+its integer, every other kind as its quantile ``u`` in [0, 1] sent through the
+distribution's exact `ppf`. For uniform and log-uniform kinds ``u`` is an
+affine map of the value (of its log), so the GP sees the same geometry as a
+native Optuna float; for normal, beta and the quantised kinds it is the warped
+scale W&B's own GP uses. The first `n_initial` proposals are W&B random draws.
+
+Failed trials (no finite metric) count at the worst result seen when they end,
+as W&B's default ``impute: worst``; ones that end before any finite result
+exists are added with the first finite result, which is then the worst.
 """
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from bayes_opt import TargetSpace
-from bayes_opt.acquisition import ExpectedImprovement
-from scipy import stats
-from scipy.stats import qmc
-from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import Matern
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.samplers import GPSampler, TPESampler
+from optuna.study import StudyDirection
+from optuna.trial import TrialState, create_trial
 
 from raysweep.search.stateful import StatefulSearcher
-from raysweep.spec.distributions import Distribution
+from raysweep.spec.distributions import Categorical, Distribution, IntUniform
 from raysweep.values import finite_number
 
 # Quantiles are kept this far inside [0, 1]: at the edges normal / log_normal
 # parameters map to infinity.
 UNIT_EPS = 1e-6
-# The GP is refitted on every suggestion; above this many observations it sees
-# the best half of them plus a seeded random half of the rest (O(n^3) fit).
-MAX_GP_POINTS = 200
-# GP and acquisition settings. Matern 1.5 as W&B's GP; EI with a small xi on the
-# warped, standardised targets; 5 kernel-fit restarts (bayes_opt's default).
-# Chosen on Branin and Hartmann-6 (10 seeds x 50 runs) against W&B's engine.
-MATERN_NU = 1.5
-GP_RESTARTS = 5
-EI_XI = 0.001
-# Halvings of [0, 1] that find a value's quantile: past a double's resolution.
-BISECT_STEPS = 56
+# Above this many ended trials the GP's cubic fit nears the 2 s a proposal may
+# take on one core (bench/search_quality.py --timing-only), so proposals come
+# from Optuna's multivariate TPE on the same trials instead.
+MAX_GP_TRIALS = 500
+# Grid points (twice: coarse, then within a cell) on which a W&B value is turned
+# back into its quantile (`add_evaluated`).
+_INVERSE_GRID = 4097
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def from_unit(dist: Distribution, u: float) -> Any:
@@ -47,48 +54,77 @@ def from_unit(dist: Distribution, u: float) -> Any:
     return dist.ppf(min(max(float(u), UNIT_EPS), 1.0 - UNIT_EPS))[0]
 
 
-def to_unit(dist: Distribution, value: Any) -> float:
-    """The quantile ``u`` at which `dist`'s `ppf` gives `value`: the inverse `from_unit` needs.
+def optuna_distribution(dist: Distribution) -> BaseDistribution:
+    """The Optuna distribution a W&B parameter is searched in (see the module docstring)."""
+    if isinstance(dist, Categorical):
+        return CategoricalDistribution(_possible(dist))
+    if isinstance(dist, IntUniform):
+        return IntDistribution(int(dist.min), int(dist.max))
+    return FloatDistribution(0.0, 1.0)
 
-    Found by bisection, which works for every W&B kind since each `ppf` is
-    monotone: the first ``u`` whose value is ``>= value`` and the first whose
-    value is ``> value`` bound the step of a discrete (int, ``q_``) value, and
-    its middle is returned; for a continuous value both are the same point.
-    A value outside the distribution's range lands on the nearest edge.
+
+def _possible(dist: Categorical) -> list[int]:
+    """Indices of the values W&B can draw: a value of probability 0 never is."""
+    return [i for i, p in enumerate(dist.probabilities or [1.0] * len(dist.values)) if p > 0]
+
+
+def to_wandb(dist: Distribution, encoded: Any) -> Any:
+    """The W&B value of a searched (encoded) value."""
+    if isinstance(dist, Categorical):
+        return dist.values[int(encoded)]
+    if isinstance(dist, IntUniform):
+        return int(encoded)
+    return from_unit(dist, encoded)
+
+
+def from_wandb(dist: Distribution, value: Any) -> Any:
+    """The searched value of a W&B value, None when `dist` cannot yield it.
+
+    Numeric kinds go back through their own `ppf` (non-decreasing), inverted
+    on a grid and again inside the grid cell it falls in, so no kind's formula
+    is written a second time.
     """
-    target = float(value)
-    bounds = np.array([[UNIT_EPS, 1.0 - UNIT_EPS]] * 2)  # rows: ">= value", "> value"
-    for _ in range(BISECT_STEPS):
-        mid = bounds.mean(axis=1)
-        found = np.array(dist.ppf(mid), dtype=float)
-        above = np.array([found[0] >= target, found[1] > target])
-        bounds[above, 1] = mid[above]
-        bounds[~above, 0] = mid[~above]
-    return float(bounds[:, 1].mean())
+    if isinstance(dist, Categorical):
+        matches = [i for i, option in enumerate(dist.values) if option == value and type(option) is type(value)]
+        matches = matches or [i for i, option in enumerate(dist.values) if option == value]
+        return next((i for i in matches if i in _possible(dist)), None)
+    number = finite_number(value)
+    if number is None:
+        return None
+    if isinstance(dist, IntUniform):
+        return int(min(max(round(number), dist.min), dist.max))
+    grid = np.linspace(UNIT_EPS, 1.0 - UNIT_EPS, _INVERSE_GRID)
+    values = np.asarray(dist.ppf(grid), dtype=float)
+    low, high = int(np.searchsorted(values, number, "left")), int(np.searchsorted(values, number, "right"))
+    if high > low:  # a quantised value: the middle of the quantiles that round to it
+        return float((grid[low] + grid[high - 1]) / 2)
+    if low in (0, len(grid)):  # beyond what the search reaches: its nearest end
+        return float(grid[min(low, len(grid) - 1)])
+    fine = np.linspace(grid[low - 1], grid[low], _INVERSE_GRID)  # the grid cell it lies in, finely
+    return float(np.interp(number, np.asarray(dist.ppf(fine), dtype=float), fine))
 
 
-class UnitCubeGP(StatefulSearcher):
-    """Expected-improvement GP search over ``[0, 1]^d``, one dimension per label.
+class OptunaBayes(StatefulSearcher):
+    """`method: bayes` over an in-memory Optuna study, one label per searched parameter.
 
-    Starts with a Latin-hypercube design of `n_initial_points` points (better
-    coverage than W&B's 2 random ones), then on every suggestion fits a GP to
-    the warped results and maximises EI with bayes_opt's acquisition optimiser
-    (10,000 random points, then L-BFGS-B from the best 10). Trials still
-    running count at the mean result (constant liar), so parallel trials
-    spread out; trials without a finite result count at the worst result seen,
-    like W&B's default ``impute: worst``.
+    Proposals are ``{label: W&B value}``. Ray's trials map to Optuna trials
+    through `_running`; Optuna treats the ones not yet told as running, so
+    proposals made while others run spread out (q-batch log EI).
     """
 
-    def __init__(self, labels: list[str], *, metric: str | None, mode: str | None,
-                 seed: int | None, n_initial_points: int) -> None:
+    def __init__(self, dists: Mapping[str, Distribution], *, metric: str | None, mode: str | None,
+                 seed: int | None, n_initial: int) -> None:
         super().__init__(metric=metric, mode=mode)
-        self._labels = list(labels)
+        self._dists = dict(dists)
+        self._space = {label: optuna_distribution(dist) for label, dist in self._dists.items()}
         self._rng = np.random.default_rng(seed)
-        self._design = qmc.LatinHypercube(d=len(labels), rng=self._rng).random(n_initial_points).tolist()
-        self._observed: list[tuple[list[float], float]] = []  # (u, result to maximise)
-        self._failed: list[list[float]] = []
-        self._pending: dict[str, list[float]] = {}
-        self._suggested = 0
+        self._n_initial = n_initial
+        self._gp = GPSampler(seed=seed, n_startup_trials=n_initial)
+        self._tpe = TPESampler(seed=seed, n_startup_trials=n_initial, multivariate=True)
+        self._study: optuna.Study | None = None
+        self._running: dict[str, int] = {}  # Ray trial id -> Optuna trial number
+        self._unimputed: list[dict[str, Any]] = []  # failed before any finite result
+        self._worst: float | None = None
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         """Take metric/mode from TuneConfig when not given at construction; the space is ours."""
@@ -96,90 +132,102 @@ class UnitCubeGP(StatefulSearcher):
         self._mode = self._mode or mode
         return True
 
-    def suggest(self, trial_id: str) -> dict[str, float]:
-        if self._suggested < len(self._design):
-            u = self._design[self._suggested]
-        elif len(self._observed) < 2:
-            u = self._rng.uniform(size=len(self._labels)).tolist()
-        else:
-            u = self._acquire()
-        self._suggested += 1
-        self._pending[trial_id] = u
-        return dict(zip(self._labels, u, strict=True))
+    @property
+    def study(self) -> optuna.Study:
+        """The study, created on first use: the direction is known only once `mode` is."""
+        if self._study is None:
+            direction = StudyDirection.MAXIMIZE if self._mode == "max" else StudyDirection.MINIMIZE
+            self._study = optuna.create_study(direction=direction, sampler=self._gp)
+        return self._study
+
+    def engine(self) -> str:
+        """Which model proposes next: GP, TPE past `MAX_GP_TRIALS` ended trials, or random before."""
+        ended = self._ended()
+        if ended < self._n_initial:
+            return "random"
+        return "GP" if ended <= MAX_GP_TRIALS else "TPE"
+
+    def suggest(self, trial_id: str) -> dict[str, Any]:
+        study = self.study
+        engine = self.engine()
+        if engine == "random":
+            study.enqueue_trial(self._random_point())
+        study.sampler = self._tpe if engine == "TPE" else self._gp
+        trial = study.ask(self._space)
+        self._running[trial_id] = trial.number
+        return {label: to_wandb(self._dists[label], trial.params[label]) for label in self._dists}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        u = self._pending.pop(trial_id, None)
-        if u is None:
+        number = self._running.pop(trial_id, None)
+        if number is None:
             return
-        value = finite_number((result or {}).get(self._metric))
-        if value is None:
-            self._failed.append(u)
+        value = None if error else finite_number((result or {}).get(self._metric))
+        if value is not None or self._worst is not None:
+            self.study.tell(number, self._record(value))
         else:
-            self._observed.append((u, value if self._mode == "max" else -value))
+            self._unimputed.append(self.study.trials[number].params)
+            self.study.tell(number, state=TrialState.FAIL)
 
-    def add_evaluated(self, point: dict[str, float], value: float | None) -> None:
-        """A run another driver evaluated at quantiles `point` (value None: no finite metric).
+    def add_evaluated(self, config: Mapping[str, Any], value: Any) -> bool:
+        """Feed an earlier run of the sweep: its nested W&B `config` and its metric `value`.
 
-        It counts as one of this searcher's own earlier suggestions, so the
-        Latin-hypercube design is not started again by a later driver.
+        A value that is None, NaN or infinite counts as a failed run. A config
+        this space cannot hold (a parameter missing, a value that is not one of
+        a categorical's) is left out: False. Otherwise True.
         """
-        u = [float(point[label]) for label in self._labels]
-        self._suggested += 1
-        if value is None:
-            self._failed.append(u)
+        params = {}
+        for label, dist in self._dists.items():
+            node: Any = config
+            for key in label.split("/"):
+                if not isinstance(node, Mapping) or key not in node:
+                    return False
+                node = node[key]
+            params[label] = from_wandb(dist, node)
+            if params[label] is None:
+                return False
+        number = finite_number(value)
+        if number is None and self._worst is None:
+            self._unimputed.append(params)
         else:
-            self._observed.append((u, value if self._mode == "max" else -value))
+            self.study.add_trial(create_trial(params=params, distributions=self._space, value=self._record(number)))
+        return True
 
-    def _acquire(self) -> list[float]:
-        """Maximise expected improvement of a GP fitted to everything known so far."""
-        target_space = TargetSpace(None, {label: (0.0, 1.0) for label in self._labels},
-                                   allow_duplicate_points=True)
-        for u, target in zip(*self._training_data(), strict=True):
-            target_space.register(dict(zip(self._labels, u, strict=True)), target)
-        random_state = np.random.RandomState(self._rng.integers(2**31 - 1))
-        gp = GaussianProcessRegressor(kernel=Matern(nu=MATERN_NU), alpha=1e-6, normalize_y=True,
-                                      n_restarts_optimizer=GP_RESTARTS, random_state=random_state)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # sklearn convergence chatter on flat data
-            best = ExpectedImprovement(xi=EI_XI).suggest(
-                gp=gp, target_space=target_space, random_state=random_state)
-        return np.clip(best, 0.0, 1.0).tolist()
+    def _record(self, value: float | None) -> float:
+        """The value to tell for a result (None: failed), updating the worst and the deferred failures."""
+        if value is not None:
+            worse = max if self._mode != "max" else min
+            self._worst = value if self._worst is None else worse(self._worst, value)
+        assert self._worst is not None
+        deferred, self._unimputed = self._unimputed, []
+        for params in deferred:
+            self.study.add_trial(create_trial(params=params, distributions=self._space, value=self._worst))
+        return self._worst if value is None else value
 
-    def _training_data(self) -> tuple[list[list[float]], list[float]]:
-        """Observed points with warped targets, plus imputed failures and pending lies.
+    def _ended(self) -> int:
+        trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return len(trials)
 
-        The targets are Yeo-Johnson transformed and standardised: typical
-        losses have a long tail of bad values that would otherwise flatten the
-        GP around the optimum (Branin-like shapes, diverged runs).
-        """
-        observed = self._subset(self._observed)
-        y = np.array([target for _, target in observed])
-        y = y / max(float(np.max(np.abs(y))), 1.0)  # huge values would overflow the std
-        warped = -stats.yeojohnson(-(y - y.mean()) / (y.std() or 1.0))[0]
-        standard = ((warped - warped.mean()) / (warped.std() or 1.0)).tolist()
-        worst = min(standard)
-        points = [u for u, _ in observed] + self._failed + list(self._pending.values())
-        targets = standard + [worst] * len(self._failed) + [0.0] * len(self._pending)
-        return points, targets
-
-    def _subset(self, observed: list[tuple[list[float], float]]) -> list[tuple[list[float], float]]:
-        if len(observed) <= MAX_GP_POINTS:
-            return observed
-        ranked = sorted(observed, key=lambda item: item[1], reverse=True)
-        half = MAX_GP_POINTS // 2
-        rest = self._rng.choice(len(ranked) - half, size=half, replace=False)
-        return ranked[:half] + [ranked[half + i] for i in sorted(rest.tolist())]
+    def _random_point(self) -> dict[str, Any]:
+        """One W&B random draw, encoded: categorical weights and integer bounds as W&B samples them."""
+        point = {}
+        for label, dist in self._dists.items():
+            u = float(self._rng.uniform())
+            if isinstance(dist, Categorical):
+                point[label] = Categorical(tuple(range(len(dist.values))), dist.probabilities).ppf(u)[0]
+            elif isinstance(dist, IntUniform):
+                point[label] = dist.ppf(u)[0]
+            else:
+                point[label] = min(max(u, UNIT_EPS), 1.0 - UNIT_EPS)
+        return point
 
     def get_state(self) -> dict:
-        return {
-            "metric": self._metric, "mode": self._mode, "labels": self._labels,
-            "rng": self._rng.bit_generator.state, "design": self._design,
-            "observed": self._observed, "failed": self._failed,
-            "pending": self._pending, "suggested": self._suggested,
-        }
+        return {"metric": self._metric, "mode": self._mode, "rng": self._rng.bit_generator.state,
+                "samplers": (self._gp, self._tpe), "study": self._study, "running": dict(self._running),
+                "unimputed": list(self._unimputed), "worst": self._worst}
 
     def set_state(self, state: dict) -> None:
-        self._metric, self._mode, self._labels = state["metric"], state["mode"], state["labels"]
+        self._metric, self._mode = state["metric"], state["mode"]
         self._rng.bit_generator.state = state["rng"]
-        self._design, self._observed, self._failed = state["design"], state["observed"], state["failed"]
-        self._pending, self._suggested = state["pending"], state["suggested"]
+        self._gp, self._tpe = state["samplers"]
+        self._study, self._running = state["study"], dict(state["running"])
+        self._unimputed, self._worst = list(state["unimputed"]), state["worst"]

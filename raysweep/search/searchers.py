@@ -2,11 +2,9 @@
 
 - ``grid``: W&B's grid points in W&B's order (`grid_points`), then FINISHED.
 - ``random``: independent draws from the Ray domains of `space.py`, seeded.
-- ``bayes``: a model of `metric.name`: raysweep's GP (`gp.py`) when every
-  searched parameter is continuous, hyperopt's TPE otherwise. Both search every
-  numeric parameter through its W&B quantile ``u`` (like W&B's GP) and TPE picks
-  categories by index, so the values they propose carry W&B's exact types,
-  bounds and rounding.
+- ``bayes``: a model of `metric.name`: Optuna's GP over every kind of space
+  (`gp.py`), which proposes W&B values with W&B's exact types, bounds and
+  rounding, and learns runs it did not propose from their W&B configs.
 
 Every method is wrapped in `SweepSearcher`, which turns the inner searcher's flat
 ``{"opt/lr": ...}`` proposals into nested ``wandb.config``-style dicts with the
@@ -27,20 +25,16 @@ from typing import Any, Protocol
 
 import numpy as np
 import yaml
-import hyperopt
-from hyperopt import hp
-from hyperopt.fmin import generate_trial
 from ray import cloudpickle
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
-from ray.tune.search.hyperopt import HyperOptSearch
 from ray.tune.utils.util import flatten_dict, merge_dicts
 
 from raysweep.search import _ray_internals as ray_internals, space
-from raysweep.search.gp import UnitCubeGP, from_unit, to_unit
+from raysweep.search.gp import MAX_GP_TRIALS, OptunaBayes
 from raysweep.search.stateful import StatefulSearcher
 from raysweep.protocol import META_KEY
 from raysweep.values import finite_number, is_better, plain
-from raysweep.spec.distributions import Categorical, Constant, Distribution
+from raysweep.spec.distributions import Categorical, Constant, Distribution, IntUniform
 from raysweep.spec.load import SweepSpec
 
 
@@ -74,43 +68,6 @@ class Params:
                 node = node.setdefault(key, {})
             node[path[-1]] = value
         return config
-
-    def decode(self, encoded: Mapping[str, Any]) -> dict[str, Any]:
-        """Nested config from a model's proposal: a category index or a quantile ``u`` per label."""
-        return self.nest({label: _decode_one(dist, encoded[label]) for label, dist in self.searched().items()})
-
-    def encode(self, config: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The inverse of `decode`: a category index or a quantile per label; None if a value has no place.
-
-        A config edited by hand (a value outside the categories, a key gone)
-        cannot be given to a model of the sweep's space.
-        """
-        encoded: dict[str, Any] = {}
-        for path, dist in zip(self.paths, self.dists, strict=True):
-            if isinstance(dist, Constant):
-                continue
-            label = "/".join(path)
-            value: Any = config
-            for key in path:
-                if not isinstance(value, Mapping) or key not in value:
-                    return None
-                value = value[key]
-            if isinstance(dist, Categorical):
-                matches = [i for i, option in enumerate(dist.values) if option == value]
-                if not matches:
-                    return None
-                encoded[label] = matches[0]
-            elif finite_number(value) is None:
-                return None
-            else:
-                encoded[label] = to_unit(dist, value)
-        return encoded
-
-
-def _decode_one(dist: Distribution, encoded: Any) -> Any:
-    if isinstance(dist, Categorical):
-        return copy.deepcopy(dist.values[int(encoded)])
-    return from_unit(dist, encoded)
 
 
 def _yaml_key(value: Any) -> str:
@@ -448,47 +405,9 @@ def initial_points(max_runs: int | None) -> int:
     return 10 if max_runs is None else min(10, max(2, max_runs // 5))
 
 
-def _uses_gp(params: Params) -> bool:
-    return all(dist.continuous for dist in params.searched().values())
-
-
-def _hyperopt_space(params: Params) -> dict[str, Any]:
-    """TPE's space: categoricals by index (weighted by `probabilities`), everything else as u in [0, 1]."""
-    space_: dict[str, Any] = {}
-    for label, dist in params.searched().items():
-        if not isinstance(dist, Categorical):
-            space_[label] = hp.uniform(label, 0.0, 1.0)
-        elif dist.probabilities is None:
-            space_[label] = hp.choice(label, list(range(len(dist.values))))
-        else:
-            weighted = zip(dist.probabilities, range(len(dist.values)), strict=True)
-            space_[label] = hp.pchoice(label, list(weighted))
-    return space_
-
-
-class TPESearch(HyperOptSearch):
-    """Ray's hyperopt TPE searcher that also learns runs it did not propose (`add_evaluated`)."""
-
-    def add_evaluated(self, point: dict[str, Any], value: float | None) -> None:
-        """A completed hyperopt trial at `point` (labels as in the space): ``ok`` with its loss, or an error."""
-        trials = self._hpopt_trials
-        doc = generate_trial(trials.new_trial_ids(1)[0], point)
-        if value is None:
-            doc["state"] = hyperopt.JOB_STATE_ERROR
-            doc["misc"]["error"] = ("no finite metric", "no finite metric")
-        else:
-            doc["state"] = hyperopt.JOB_STATE_DONE
-            doc["result"] = {"loss": self.metric_op * value, "status": hyperopt.STATUS_OK}
-        trials.insert_trial_docs([doc])
-        trials.refresh()
-
-
-def _bayes(params: Params, metric: str, mode: str, seed: int | None, max_runs: int | None) -> Searcher:
-    if _uses_gp(params):
-        return UnitCubeGP(list(params.searched()), metric=metric, mode=mode, seed=seed,
-                          n_initial_points=initial_points(max_runs))
-    return TPESearch(_hyperopt_space(params), metric=metric, mode=mode,
-                          n_initial_points=initial_points(max_runs), random_state_seed=seed)
+def _bayes(params: Params, metric: str, mode: str, seed: int | None, max_runs: int | None) -> OptunaBayes:
+    return OptunaBayes(params.searched(), metric=metric, mode=mode, seed=seed,
+                       n_initial=initial_points(max_runs))
 
 
 def make_searcher(spec: SweepSpec, *, seed: int | None, max_runs: int | None,
@@ -510,9 +429,8 @@ def make_searcher(spec: SweepSpec, *, seed: int | None, max_runs: int | None,
     else:
         assert metric is not None and mode is not None, "load_spec requires a metric for bayes"
         inner = _bayes(params, metric, mode, seed, max_runs)
-    decode = params.decode if spec.method == "bayes" else params.nest
-    return SweepSearcher(inner, decode=decode, metric=metric, mode=mode, max_runs=max_runs,
-                         resumed=resumed, encode=params.encode, identity=_identity(params, spec))
+    return SweepSearcher(inner, decode=params.nest, metric=metric, mode=mode, max_runs=max_runs,
+                         resumed=resumed, encode=dict, identity=_identity(params, spec))
 
 
 def _identity(params: Params, spec: SweepSpec) -> Callable[[Mapping[str, Any]], Hashable] | None:
@@ -524,9 +442,20 @@ def _identity(params: Params, spec: SweepSpec) -> Callable[[Mapping[str, Any]], 
 
 
 def searcher_name(spec: SweepSpec) -> str:
-    """One line for `raysweep show`."""
+    """One line for `raysweep show`: the engine and the space it searches."""
     if spec.method == "grid":
         return f"grid ({len(grid_points(spec))} points)"
     if spec.method == "random":
         return "random"
-    return "bayes: GP (bayes_opt)" if _uses_gp(Params.of(spec)) else "bayes: TPE (hyperopt)"
+    kinds = [_searched_as(dist) for dist in Params.of(spec).searched().values()]
+    counts = ", ".join(f"{kinds.count(kind)} {kind}" for kind in dict.fromkeys(kinds))
+    return (f"bayes: Optuna GPSampler (Gaussian process, log EI; Optuna TPE past {MAX_GP_TRIALS} ended runs) "
+            f"over {counts}")
+
+
+def _searched_as(dist: Distribution) -> str:
+    if isinstance(dist, Categorical):
+        return "categorical (by index)"
+    if isinstance(dist, IntUniform):
+        return "integer"
+    return "unit quantile (W&B ppf)"
