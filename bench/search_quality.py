@@ -299,7 +299,7 @@ def all_traces(seeds: int, runs: int, problems: list[str], saved: Path) -> Trace
                         futures[pool.submit(_seed_traces, problem, method, chunk, runs)] = (problem, method, chunk)
         for future in as_completed(futures):
             problem, method, chunk = futures[future]
-            traces.setdefault(problem, {}).setdefault(method, {}).update(zip(map(str, chunk), future.result()))
+            traces.setdefault(problem, {}).setdefault(method, {}).update(zip(map(str, chunk), future.result(), strict=True))
             saved.write_text(json.dumps(traces))
             print(f"{problem} {method} seeds {chunk[0]}-{chunk[-1]}: done at "
                   f"{time.monotonic() - _common.STARTED:.0f} s, load {_common.load()}", flush=True)

@@ -33,7 +33,7 @@ from optuna.trial import TrialState, create_trial
 
 from raysweep.search.stateful import StatefulSearcher
 from raysweep.spec.distributions import Categorical, Distribution, IntUniform
-from raysweep.values import finite_number
+from raysweep.values import finite_number, is_better
 
 # Quantiles are kept this far inside [0, 1]: at the edges normal / log_normal
 # parameters map to infinity.
@@ -194,9 +194,8 @@ class OptunaBayes(StatefulSearcher):
 
     def _record(self, value: float | None) -> float:
         """The value to tell for a result (None: failed), updating the worst and the deferred failures."""
-        if value is not None:
-            worse = max if self._mode != "max" else min
-            self._worst = value if self._worst is None else worse(self._worst, value)
+        if value is not None and (self._worst is None or is_better(self._worst, value, self._mode == "max")):
+            self._worst = value
         assert self._worst is not None
         deferred, self._unimputed = self._unimputed, []
         for params in deferred:

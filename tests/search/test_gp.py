@@ -59,7 +59,7 @@ def _is_wandb_value(dist: Distribution, value: Any) -> bool:
     """`value` is one `dist` yields: W&B's type, and its ppf gives it back at the value's quantile."""
     if isinstance(dist, Categorical):
         return any(value == option and type(value) is type(option) for option, p in
-                   zip(dist.values, dist.probabilities or [1.0] * len(dist.values)) if p > 0)
+                   zip(dist.values, dist.probabilities or [1.0] * len(dist.values), strict=True) if p > 0)
     if isinstance(dist, IntUniform):
         return type(value) is int and dist.min <= value <= dist.max
     expected = int if isinstance(dist, IntUniform) or isinstance(getattr(dist, "q", None), int) else float

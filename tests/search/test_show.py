@@ -19,7 +19,7 @@ from raysweep.search.show import describe_sweep, sample_configs, summary_line
 from raysweep.spec.load import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("ray", "hyperopt", "sklearn", "scipy", "bayes_opt", "pandas", "torch")
+HEAVY = ("ray", "optuna", "sklearn", "scipy", "pandas", "torch")
 CONSTANTS = {"method": "random", "parameters": {"lr": {"value": 0.1}, "opt": {"parameters": {"name": {"value": "adam"}}}}}
 
 
