@@ -178,7 +178,7 @@ def main() -> None:
     table = search_quality.regret_table(curves, runs).replace("| method |", "| variant |")
     _common.write_section(results_path, "many_agents", "\n".join([
         _common.header("Many agents, one memory" + (" (quick smoke run — not a result)" if args.quick else ""),
-                       packages=("raysweep", "numpy", "scikit-learn", "bayesian-optimization")),
+                       packages=("raysweep", "numpy", "scikit-learn", "optuna")),
         f"Median best-so-far regret over {seeds} seeds of a {runs}-run bayes sweep (GP), run by one "
         f"driver or by two agents of {runs // 2} runs each started at once, each with one run in flight; "
         "*shared*: before each proposal an agent's searcher learns the runs the other ended since (what "

@@ -1,7 +1,7 @@
 """What a sweep will do, before it spends GPU hours: `validate`, `show` and `sample`.
 
 `sample` draws configs through the very searcher a run uses, so what it prints
-is what trials will receive.  Ray, hyperopt and scikit-learn load only where a
+is what trials will receive.  Ray, Optuna and scikit-learn load only where a
 line needs one of their objects (a Ray domain, a searcher, the scheduler's
 rungs): `raysweep validate` never imports them, nor does `raysweep show` for a
 random sweep of constants without early stopping.
