@@ -332,7 +332,7 @@ def test_kill_grace_sigkills_a_program_ignoring_sigterm_after_the_grace(timed_ou
     [record] = _records(timed_out["path"])
     assert record["exit_code"] == -signal.SIGKILL
     stamps = timed_out["stamps"]
-    [term] = [float(t) for word, t, _ in stamps if word == "term"]
+    [term] = [float(t) for word, t, _ in stamps if word == "term"]  # one SIGTERM, then SIGKILL
     last_alive = max(float(t) for word, t, _ in stamps if word == "alive")
     first_alive = min(float(t) for word, t, _ in stamps if word == "alive")
     assert 0 < term - first_alive <= 2.0  # --run-timeout 2 (counted from the launch)

@@ -70,6 +70,18 @@ def _signal_all(pids: list[int], signum: int) -> None:
             pass
 
 
+def _outside_group(pids: list[int]) -> list[int]:
+    """The `pids` not in this process's group (those the group's signal already reached)."""
+    own, outside = os.getpgrp(), []
+    for pid in pids:
+        try:
+            if os.getpgid(pid) != own:
+                outside.append(pid)
+        except OSError:
+            pass  # gone already
+    return outside
+
+
 def kill_marked(prefix: str, grace: float, *, stop_early: Callable[[], bool] = lambda: False) -> None:
     """SIGTERM every process marked `prefix`, SIGKILL those still there after `grace` seconds.
 
@@ -109,7 +121,7 @@ def _run(lifeline: int, results: int, grace: float, mark: str, command: list[str
             os.read(lifeline, 1)  # b"" once the trial closes its end or its process dies
             if not done.is_set():
                 os.killpg(0, signal.SIGTERM)
-                _signal_all(marked(mark), signal.SIGTERM)
+                _signal_all(_outside_group(marked(mark)), signal.SIGTERM)  # one SIGTERM each
                 if not done.wait(grace):
                     os.killpg(0, signal.SIGKILL)
 

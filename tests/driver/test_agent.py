@@ -77,12 +77,16 @@ def test_wandb_pytorch_tutorial_runs_unchanged_with_hyperband(ray_session: None,
         history = _history(result.path, run["id"])
         losses = [row["loss"] for row in history if "loss" in row]
         batches = math.ceil(DIGITS_SUBSET / config["batch_size"])
-        assert len(history) == len(losses) * (batches + 1)  # ...is what train() read from wandb.config
+        rows = len(losses) * (batches + 1)  # ...is what train() read from wandb.config
+        if run["early_stopped"]:  # re-judged as W&B does, a run may log part of its next epoch first
+            assert rows <= len(history) < rows + batches + 1
+        else:
+            assert len(history) == rows
         assert [row["_step"] for row in history] == list(range(len(history)))
         assert run["summary"]["loss"] == losses[-1]
         if run["early_stopped"]:
             assert run["state"] == "killed" and run["stopped_at_rung"] in milestones
-            assert len(losses) == run["stopped_at_rung"] < epochs
+            assert run["stopped_at_rung"] <= len(losses) < epochs
         else:
             assert run["state"] == "finished" and len(losses) == epochs
     assert sum(run["early_stopped"] for run in runs) >= 1

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import shutil
 import socket
 import subprocess
@@ -128,15 +129,18 @@ def test_verbose_streams_every_line_of_every_program_prefixed_by_run_name(tmp_pa
 
 
 def test_sigterm_leaves_no_ray_banner_on_the_terminal(tmp_path: Path) -> None:
-    """Ray's native crash banner (``*** SIGTERM received``, ``PC: @ ...``) goes to a file, not the screen."""
+    """Ray's native crash banner (``*** SIGTERM received``, ``PC: @ ...``) never reaches the screen.
+
+    The driver drains on SIGTERM (exit 143), so Ray's own handler does not run; whatever Ray's
+    native side writes goes to the diverted file, not the terminal.
+    """
     cwd = sweep_dir(tmp_path, sleep=1.0, epochs=6)
     session = run_in_terminal(command(), cwd=cwd, env=environment(tmp_path), columns=80,
                               sigterm_when=b"next rung")
     lines = screen_lines(screen(session.chunks, columns=160))
     assert any("next rung" in line for line in lines)  # it was signalled while runs were in flight
     assert not [line for line in lines if RAY_LOG.search(line)], "\n".join(lines)
-    diverted = list((tmp_path / "scratch").glob("raysweep-*-ray.log"))
-    assert diverted and "SIGTERM received" in diverted[0].read_text()
+    assert session.code == 128 + signal.SIGTERM, "\n".join(lines)  # drained, not Ray's abort
 
 
 def test_quiet_prints_only_the_results_table(tmp_path: Path) -> None:
