@@ -484,12 +484,18 @@ def test_a_forked_child_without_init_does_not_touch_the_sweep_run(tmp_path: Path
     assert all(summary is None for _, summary in reported)
 
 
-def test_spawned_workers_runs_are_side_runs(tmp_path: Path) -> None:
+def _folds_as_side_runs(tmp_path: Path, mode: str) -> Path:
+    """Run workers.py in `mode`; the sweep run gets only the folds' mean; the side-runs folder."""
     side = tmp_path / "side-runs"
-    ended, reported = _launch(tmp_path, "workers.py", {"mode": "spawned_folds"},
+    ended, reported = _launch(tmp_path, "workers.py", {"mode": mode},
                               base_env={"RAYSWEEP_SIDE_RUNS": str(side)})
     ended.check()
     assert [row for row, _ in reported] == [{"val_accuracy": 1.5, "_step": 0}]
+    return side
+
+
+def test_spawned_workers_runs_are_side_runs(tmp_path: Path) -> None:
+    side = _folds_as_side_runs(tmp_path, "spawned_folds")
     assert sorted(p.name for p in side.iterdir()) == ["spawned-0", "spawned-1"]
     for fold in (0, 1):
         summary = json.loads((side / f"spawned-{fold}" / "wandb-summary.json").read_text())
@@ -497,11 +503,7 @@ def test_spawned_workers_runs_are_side_runs(tmp_path: Path) -> None:
 
 
 def test_runs_started_after_removing_the_agents_variables_are_side_runs(tmp_path: Path) -> None:
-    side = tmp_path / "side-runs"
-    ended, reported = _launch(tmp_path, "workers.py", {"mode": "sequential_folds"},
-                              base_env={"RAYSWEEP_SIDE_RUNS": str(side)})
-    ended.check()
-    assert [row for row, _ in reported] == [{"val_accuracy": 1.5, "_step": 0}]
+    side = _folds_as_side_runs(tmp_path, "sequential_folds")
     assert sorted(p.name for p in side.iterdir()) == ["fold-0", "fold-1"]
     for fold in (0, 1):
         [row] = [json.loads(line) for line in (side / f"fold-{fold}" / "wandb-history.jsonl").read_text().splitlines()]
