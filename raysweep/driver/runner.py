@@ -132,11 +132,12 @@ def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
 
     The scheduler object is shared with the callbacks: Ray hands schedulers a
     copy of each result, so the rung a run was stopped at is asked of it.
-    Its rungs start with the values of the sweep's ended runs.
+    Its rungs start with the values of the sweep's ended runs, and are
+    those of every driver of the sweep from then on (`log.shared`).
     """
     metric = spec.metric
     resources = settings.resources
-    scheduler = stopping.make_scheduler(spec)
+    scheduler = stopping.make_scheduler(spec, log.shared)
     if scheduler is not None:
         remember_runs(scheduler, log)
     rung_of = scheduler.stopped_at_rung if scheduler is not None else None

@@ -21,6 +21,14 @@ filesystem.  They agree through three things in the run log:
 
 Runs that ended are read from ``runs.jsonl`` (whole-line appends), so every
 driver also learns the others' results as they come (`Shared.ended_elsewhere`).
+
+Hyperband's rungs are shared through ``rungs.jsonl``: one line per value that
+entered a rung (``{"run", "rung", "loss"}``, the loss lower-is-better and
+``Infinity`` for a NaN or infinite value) or per run that started again under
+a new driver (``{"run", "restarted": true}``: forget its values).  Lines are
+appended under the lock, so a line a killed driver tore is cut by the next
+append, and read without it, each driver reading only what was appended since
+its last look (a byte offset; a torn line is read once it is whole, or never).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import socket
 import threading
@@ -50,7 +59,7 @@ from raysweep.runlog.atomic import (
 from raysweep.runlog.rundir import HISTORY
 from raysweep.values import best_of, finite_number
 
-LOCK, CLAIMS, DRIVERS, RUNS = "sweep.lock", "claims.jsonl", "drivers", "runs.jsonl"
+LOCK, CLAIMS, DRIVERS, RUNS, RUNGS = "sweep.lock", "claims.jsonl", "drivers", "runs.jsonl", "rungs.jsonl"
 #: Seconds between two heartbeats of a driver.
 HEARTBEAT_S = 5.0
 #: A driver whose last heartbeat is this old is dead (clocks of hosts may differ by less).
@@ -141,7 +150,7 @@ class Ledger:
         self.ended: dict[str, dict[str, Any]] = {}  # run id -> its runs.jsonl record
         self.legacy_ids: set[str] = set()  # runs started before claims existed
         self.ordinal = 0  # live drivers when this one joined: tells apart drivers started at once
-        self._claims, self._runs = _Reader(path / CLAIMS), _Reader(path / RUNS)
+        self._claims, self._runs, self._rungs = _Reader(path / CLAIMS), _Reader(path / RUNS), _Reader(path / RUNGS)
         self._unfed: list[dict[str, Any]] = []  # ended runs of other drivers not yet handed out
         self._guard = threading.RLock()
         self._depth = 0
@@ -310,6 +319,33 @@ class Ledger:
         """The run's place in the sweep, for its name (None: not claimed)."""
         claim = self.claims.get(run_id)
         return claim.number if claim else None
+
+    # --- Hyperband's rungs (`raysweep.search.stopping.SharedRungs`) ----------------------------
+
+    def run_id(self, trial_id: str) -> str:
+        """The run of Ray trial `trial_id` in this sweep."""
+        return run_id_for(self.sweep_id, trial_id)
+
+    def publish_rung(self, run_id: str, rung: int, loss: float) -> None:
+        """Tell every driver the run's loss at `rung`: a line of rungs.jsonl."""
+        self._append_rung({"run": run_id, "rung": rung, "loss": loss})
+
+    def restart_rungs(self, run_id: str) -> None:
+        """Tell every driver to forget the run's rung values: it counts from its first value again."""
+        self._append_rung({"run": run_id, "restarted": True})
+
+    def _append_rung(self, line: dict[str, Any]) -> None:
+        with self.locked():  # appends are whole: under the lock, a torn line can only be a dead driver's
+            append_line(self.path / RUNGS, line)
+
+    def rung_news(self) -> list[tuple[str, int | None, float]]:
+        """(run id, rung, loss) of each line of rungs.jsonl since the last call, every driver's, in order.
+
+        The rung is None for a run that restarted (its loss NaN).  Read without
+        the lock: only whole lines are taken, from a byte offset on.
+        """
+        return [(line["run"], None, math.nan) if line.get("restarted") else
+                (line["run"], int(line["rung"]), float(line["loss"])) for line in self._rungs.new_lines()]
 
     # --- heartbeats ------------------------------------------------------------------------
 

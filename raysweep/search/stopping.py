@@ -22,6 +22,18 @@ A NaN or ±inf value counts as an iteration and as the worst possible value
 cutoff`` is false, so a diverged run would otherwise train to the end): with
 ``strict`` the run is stopped at the next rung it reaches, unless it is the
 first there; without it, its best finite value so far is what is judged.
+
+Many drivers on one sweep (agents at once, a resume) judge as one would: each
+gives its scheduler the sweep's `SharedRungs` (`raysweep.runlog.lease.Ledger`).
+A value that enters a rung is published there, and before every decision (each
+result, and each step of Ray's controller, as W&B's controller polls) the
+scheduler takes in what the other drivers published since it last looked and
+re-judges its running runs at each rung whose cut that moved.  Rungs are keyed
+by run id, so a run counts once at a rung whichever driver ran it; a run that
+starts again under a new driver (adopted from a dead one, or cut off and
+resumed) counts from its first value again, as that driver's scheduler does,
+so the values of its earlier attempt are withdrawn.  Only values at rungs are
+shared: the judged run's best so far (``strict: false``) is its own driver's.
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ray.tune import Stopper
 from ray.tune.result import TRAINING_ITERATION
@@ -104,6 +116,27 @@ def stops_at_rung(rung_losses: Sequence[float], judged: float, eta: float) -> bo
     return judged > band_threshold(rung_losses, eta)
 
 
+class SharedRungs(Protocol):
+    """The rung values of every driver of a sweep (`raysweep.runlog.lease.Ledger`)."""
+
+    def run_id(self, trial_id: str) -> str:
+        """The run of Ray trial `trial_id`: rungs are keyed by it, the same in every driver."""
+        ...
+
+    def publish_rung(self, run_id: str, rung: int, loss: float) -> None:
+        """Tell every driver the run's loss at `rung`."""
+        ...
+
+    def restart_rungs(self, run_id: str) -> None:
+        """Tell every driver to forget the run's values: it starts again from its first value."""
+        ...
+
+    def rung_news(self) -> list[tuple[str, int | None, float]]:
+        """(run id, rung, loss) published by any driver (this one too) since the last call, in order;
+        a rung of None says that run restarted."""
+        ...
+
+
 class _WandbBracket(ray_internals.Bracket):
     """Ray's ASHA bracket (rungs of recorded values) with W&B's rungs and cut.
 
@@ -113,33 +146,48 @@ class _WandbBracket(ray_internals.Bracket):
     def __init__(self, milestones: list[int], eta: float, strict: bool) -> None:
         super().__init__(milestones[0], milestones[-1], eta, 0, stop_last_trials=False)
         ray_internals.set_rungs(self, milestones)
+        self._milestones = milestones
         self._strict = strict
 
     def cutoff(self, recorded: dict[str, float]) -> float | None:
         return band_threshold(list(recorded.values()), self.rf) if recorded else None
 
-    def record(self, trial_id: str, iteration: int, loss: float) -> bool:
-        """Keep the loss a trial has at `iteration` when that is a rung; whether it is one."""
+    def record(self, key: str, iteration: int, loss: float) -> bool:
+        """Keep the loss run `key` has at `iteration` when that is a rung; whether it is one."""
         recorded = ray_internals.rung(self, iteration)
         if recorded is not None:
-            recorded[trial_id] = loss
+            recorded[key] = loss
         return recorded is not None
 
-    def stops(self, trial_id: str, progress: _Progress) -> bool:
+    def take(self, key: str, rung: int, loss: float) -> bool:
+        """Keep a published value of run `key` at `rung`; whether it moved the rung (was not there)."""
+        recorded = ray_internals.rung(self, rung)
+        if recorded is None or recorded.get(key) == loss:
+            return False
+        recorded[key] = loss
+        return True
+
+    def forget(self, key: str) -> list[int]:
+        """Drop run `key`'s values; the rungs that held one."""
+        return [milestone for milestone in self._milestones
+                if (ray_internals.rung(self, milestone) or {}).pop(key, None) is not None]
+
+    def stops(self, progress: _Progress) -> bool:
         """W&B's verdict on a running trial now: its value at the highest rung it has passed
         (strict) or its best value so far (not strict) against that rung's current cut."""
         if progress.rung is None:
             return False
         recorded = ray_internals.rung(self, progress.rung) or {}
-        judged = recorded[trial_id] if self._strict else progress.best
+        judged = recorded[progress.key] if self._strict else progress.best
         return stops_at_rung(list(recorded.values()), judged, self.rf)
 
 
 @dataclass
 class _Progress:
-    """What the scheduler knows of one trial: metric values counted, best loss, last result."""
+    """What the scheduler knows of one trial: its rung key, metric values counted, best loss, last result."""
 
     trial: Trial
+    key: str  # what its values are recorded under at the rungs: its run id when rungs are shared
     iteration: int = 0
     best: float = math.inf
     last_result: int = 0  # training_iteration of the last result seen: Ray may resend it, done
@@ -153,18 +201,25 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
     (giving them here too makes Ray 2.60 raise).  `stopped_at_rung` tells which
     rung a trial was stopped at.  The result it was stopped on also carries it
     under `STOPPED_AT_RUNG`, but that dict is Ray's flattened copy: callbacks
-    get the original, so they must ask `stopped_at_rung`.
+    get the original, so they must ask `stopped_at_rung`.  With `shared`, its
+    rungs are those of every driver of the sweep (see the module's docstring).
     """
 
-    def __init__(self, milestones: list[int], eta: float = 3, strict: bool = True) -> None:
+    def __init__(self, milestones: list[int], eta: float = 3, strict: bool = True,
+                 shared: SharedRungs | None = None) -> None:
         super().__init__(max_t=milestones[-1], grace_period=milestones[0],
                          reduction_factor=eta, brackets=1, stop_last_trials=False)
         self.milestones = list(milestones)
         self._bracket = _WandbBracket(self.milestones, eta, strict)
         ray_internals.set_brackets(self, [self._bracket])
+        self._shared = shared
         self._progress: dict[str, _Progress] = {}
         self._stopped_at: dict[str, int] = {}
         self._remembered: list[tuple[str, list[dict[str, Any]], int | None]] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Ray pickles callbacks that hold this scheduler; the shared rungs are this process's."""
+        return {**self.__dict__, "_shared": None}
 
     def stopped_at_rung(self, trial_id: str) -> int | None:
         """The milestone at which this scheduler stopped the trial, if it did."""
@@ -186,7 +241,7 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
         losses = [loss for loss in map(self._loss, history) if loss is not None]
         for milestone in self.milestones:
             if milestone <= len(losses) and (stopped_at_rung is None or milestone <= stopped_at_rung):
-                self._bracket.record(f"run:{run_id}", milestone, losses[milestone - 1])
+                self._bracket.record(run_id, milestone, losses[milestone - 1])
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         accepted = super().set_search_properties(metric, mode, **spec)
@@ -197,14 +252,32 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         """A new trial starts counting; a retried or requeued one goes on counting (W&B counts a
-        run's values across its attempts), with Ray's iteration numbers starting again."""
+        run's values across its attempts), with Ray's iteration numbers starting again.
+
+        A run new to this scheduler that has values at the rungs already ran
+        under another driver: it counts from its first value again, so those
+        are withdrawn, here and (published) in every driver.
+        """
         super().on_trial_add(tune_controller, trial)
         earlier = self._progress.get(trial.trial_id)
-        self._progress[trial.trial_id] = _Progress(trial, earlier.iteration, earlier.best, rung=earlier.rung) \
-            if earlier else _Progress(trial)
+        if earlier is not None:
+            self._progress[trial.trial_id] = _Progress(trial, earlier.key, earlier.iteration, earlier.best,
+                                                       rung=earlier.rung)
+        else:
+            key = self._shared.run_id(trial.trial_id) if self._shared is not None else trial.trial_id
+            self._catch_up(tune_controller)
+            if self._bracket.forget(key) and self._shared is not None:
+                self._shared.restart_rungs(key)
+            self._progress[trial.trial_id] = _Progress(trial, key)
         self._stopped_at.pop(trial.trial_id, None)
 
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        """Ray's choice; first, take in the other drivers' rung values (Ray asks at every step)."""
+        self._catch_up(tune_controller)
+        return super().choose_trial_to_run(tune_controller)
+
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
+        self._catch_up(tune_controller, judging=trial.trial_id)
         if trial.trial_id in self._stopped_at:
             return TrialScheduler.STOP  # a result on its way when another's value stopped it
         action = self._advance(trial, result, tune_controller)
@@ -235,20 +308,38 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
         progress.iteration += 1
         progress.best = min(progress.best, loss)
         bracket = cast(_WandbBracket, ray_internals.trial_bracket(self, trial))
-        if bracket.record(trial.trial_id, progress.iteration, loss):
+        if bracket.record(progress.key, progress.iteration, loss):
             progress.rung = progress.iteration
+            if self._shared is not None:
+                self._shared.publish_rung(progress.key, progress.rung, loss)
             if tune_controller is not None:
-                self._rejudge_others(bracket, progress.rung, trial.trial_id, tune_controller)
-        if not bracket.stops(trial.trial_id, progress):
+                self._rejudge_others(progress.rung, trial.trial_id, tune_controller)
+        if not bracket.stops(progress):
             return TrialScheduler.CONTINUE
         self._mark_stopped(progress)
         return TrialScheduler.STOP
 
-    def _rejudge_others(self, bracket: _WandbBracket, rung: int, moved_by: str, tune_controller: Any) -> None:
+    def _catch_up(self, tune_controller: Any, judging: str | None = None) -> None:
+        """Take in the rung values other drivers published since the last look, and re-judge
+        this driver's running trials (but `judging`, whose new value is judged next) at each
+        rung they moved.  Its own values come back too, and change nothing."""
+        if self._shared is None:
+            return
+        moved: set[int] = set()
+        for run_id, rung, loss in self._shared.rung_news():
+            if rung is None:
+                moved.update(self._bracket.forget(run_id))
+            elif self._bracket.take(run_id, rung, loss):
+                moved.add(rung)
+        if tune_controller is not None:
+            for rung in sorted(moved):
+                self._rejudge_others(rung, judging, tune_controller)
+
+    def _rejudge_others(self, rung: int, moved_by: str | None, tune_controller: Any) -> None:
         """Stop, through Ray's controller, the running trials the new cut at `rung` puts below it."""
         for trial_id, other in list(self._progress.items()):
             if trial_id != moved_by and other.rung == rung and trial_id not in self._stopped_at \
-                    and bracket.stops(trial_id, other):
+                    and self._bracket.stops(other):
                 self._mark_stopped(other)
                 tune_controller.stop_trial(other.trial)
 
@@ -271,12 +362,13 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
         return -ray_internals.metric_sign(self) * value if math.isfinite(value) else math.inf
 
 
-def make_scheduler(spec: SweepSpec) -> WandbHyperbandScheduler | None:
-    """The sweep's early-stopping scheduler; None without ``early_terminate``."""
+def make_scheduler(spec: SweepSpec, shared: SharedRungs | None = None) -> WandbHyperbandScheduler | None:
+    """The sweep's early-stopping scheduler (its rungs those of every driver, with `shared`); None without
+    ``early_terminate``."""
     h = spec.early_terminate
     if h is None:
         return None
-    return WandbHyperbandScheduler(hyperband_milestones(h), eta=h.eta, strict=h.strict)
+    return WandbHyperbandScheduler(hyperband_milestones(h), eta=h.eta, strict=h.strict, shared=shared)
 
 
 class TargetStopper(Stopper):

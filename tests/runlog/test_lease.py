@@ -158,3 +158,29 @@ def test_other_drivers_ended_runs_are_learnt_with_their_best_finite_value(log: R
     record = {"summary": {"loss": 0.5}}
     assert objective(log.path / "runs" / run_id_for(log.sweep_id, "t1"), record, "loss", "min") == 0.5
     assert objective(log.path / "runs" / run_id_for(log.sweep_id, "t1"), record, "loss", "max") == 3.0
+
+
+def test_rung_values_reach_every_driver_whole_and_a_torn_line_is_cut(log: RunLog) -> None:
+    """Each driver reads only the new tail of rungs.jsonl; an infinite loss stays infinite; a line torn
+    by a driver killed mid-append is never read, and the next append replaces it."""
+    a, b = join(log), join(log)
+    try:
+        a.publish_rung("r1", 1, 0.5)
+        a.publish_rung("r2", 1, math.inf)  # a NaN or inf value: the worst loss
+        assert b.rung_news() == [("r1", 1, 0.5), ("r2", 1, math.inf)]
+        assert a.rung_news()[:2] == [("r1", 1, 0.5), ("r2", 1, math.inf)]  # its own lines too, in order
+        with (log.path / lease.RUNGS).open("ab") as f:
+            f.write(b'{"run": "r3", "rung": 3, "lo')  # what a SIGKILL in the middle of an append leaves
+        assert b.rung_news() == []
+        a.restart_rungs("r1")
+        b.publish_rung("r4", 3, 0.25)
+        assert b.rung_news() == [("r1", None, pytest.approx(math.nan, nan_ok=True)), ("r4", 3, 0.25)]
+        lines = [json.loads(line) for line in (log.path / lease.RUNGS).read_text().splitlines()]
+        assert [line["run"] for line in lines] == ["r1", "r2", "r1", "r4"] and lines[2] == {"run": "r1",
+                                                                                          "restarted": True}
+        c = join(log)  # a driver joining later reads every line from the start
+        assert [news[:2] for news in c.rung_news()] == [("r1", 1), ("r2", 1), ("r1", None), ("r4", 3)]
+        c.leave()
+    finally:
+        a.leave()
+        b.leave()

@@ -16,6 +16,7 @@ from ray.tune.schedulers import TrialScheduler
 import raysweep.protocol
 import raysweep.trial.session
 from raysweep.errors import SweepConfigError
+from raysweep.runlog.lease import Ledger
 from raysweep.spec.load import Hyperband, load_spec
 from raysweep.search.stopping import (
     MAX_MILESTONE,
@@ -448,6 +449,9 @@ class _Controller:
         self.stopped[trial.trial_id] = self.counts[trial.trial_id]
         self.scheduler.on_trial_complete(self, trial, {})
 
+    def get_trials(self) -> list[Trial]:
+        return []  # none waits to be started: `choose_trial_to_run` chooses none
+
 
 def _replay(case: dict[str, Any]) -> dict[str, int]:
     """The scheduler on one timeline, in the same event order as REF_REPLAY."""
@@ -517,3 +521,115 @@ def test_ray_stops_a_running_trial_when_the_cut_of_its_rung_moves(ray_session: N
     [slow] = [t for t, x in counter.x.items() if x == 5]
     assert scheduler.stopped_at_rung(slow) == 8 and 8 < counter.counts[slow] < 40
     assert all(scheduler.stopped_at_rung(t) is None and counter.counts[t] == 9 for t in counter.x if t != slow)
+
+
+# ------------------------------ two drivers, one sweep: the rungs shared through the run log's file
+
+def _controllers_step(controller: _Controller) -> None:
+    """What Ray's controller does at every step: ask its scheduler for a trial to run."""
+    controller.scheduler.choose_trial_to_run(controller)
+
+
+def _replay_two_drivers(case: dict[str, Any], path: Path) -> dict[str, int]:
+    """The timeline of `_replay` split between two drivers of one sweep (runs dealt alternately), each
+    with its own scheduler and `Ledger` on the run log at `path`.  After each value, the other
+    driver's controller takes a step, as Ray's does many times a second."""
+    config = case["hyperband"]
+    h = hyperband(**{k: v for k, v in config.items() if k != "strict"})
+    path.mkdir()
+    ledgers = [Ledger.join(path, "swpshare") for _ in range(2)]
+    try:
+        schedulers = [WandbHyperbandScheduler(hyperband_milestones(h), eta=h.eta, strict=config["strict"],
+                                              shared=ledger) for ledger in ledgers]
+        for scheduler in schedulers:
+            scheduler.set_search_properties("loss", "max" if case["goal"] == "maximize" else "min")
+        counts: dict[str, int] = {}
+        stopped: dict[str, int] = {}
+        controllers = [_Controller(scheduler, counts, stopped) for scheduler in schedulers]
+        owner = {name: i % 2 for i, name in enumerate(case["lengths"])}
+        trials: dict[str, Trial] = {}
+        for name, value in case["events"]:
+            if name in stopped:
+                continue
+            scheduler, controller = schedulers[owner[name]], controllers[owner[name]]
+            if name not in trials:
+                trials[name] = Trial("train", trial_id=name, stub=True)
+                scheduler.on_trial_add(controller, trials[name])
+            counts[name] = counts.get(name, 0) + 1
+            result = {"loss": value, "training_iteration": counts[name]}
+            if scheduler.on_trial_result(controller, trials[name], result) == TrialScheduler.STOP:
+                stopped[name] = counts[name]
+                scheduler.on_trial_complete(controller, trials[name], result)
+            elif counts[name] == case["lengths"][name]:
+                scheduler.on_trial_complete(controller, trials[name], result)
+            _controllers_step(controllers[1 - owner[name]])
+        return stopped
+    finally:
+        for ledger in ledgers:
+            ledger.leave()
+
+
+def _with_non_finite(cases: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """The cases with about one value in eight NaN, inf or -inf."""
+    rng = np.random.default_rng(seed)
+    bad = [math.nan, math.inf, -math.inf]
+    return [{**case, "events": [[name, bad[int(rng.integers(3))] if rng.random() < 0.125 else value]
+                                for name, value in case["events"]]} for case in cases]
+
+
+def _apart(case: dict[str, Any]) -> dict[str, int]:
+    """Where runs stop when each of the two drivers has only its own runs' values (nothing shared)."""
+    stopped: dict[str, int] = {}
+    for keep in (0, 1):
+        names = [name for i, name in enumerate(case["lengths"]) if i % 2 == keep]
+        stopped.update(_replay({**case, "lengths": {name: case["lengths"][name] for name in names},
+                                "events": [event for event in case["events"] if event[0] in names]}))
+    return stopped
+
+
+def test_two_drivers_sharing_rungs_stop_what_one_driver_stops(tmp_path: Path) -> None:
+    """224 timelines (7 band settings, strict and not, both goals), then the same with NaN/inf values:
+    two schedulers, each fed its own runs' values and the other's only through rungs.jsonl, stop the
+    same runs after the same number of values as one scheduler fed them all (which stops what W&B's
+    controller stops: `test_replay_stops_the_runs_wandb_stops_at_the_same_iteration`)."""
+    finite = _timelines(per_setting=8, seed=11)
+    for label, cases in (("finite", finite), ("non-finite", _with_non_finite(finite, seed=5))):
+        one = [_replay(case) for case in cases]
+        two = [_replay_two_drivers(case, tmp_path / f"{label}-{i}") for i, case in enumerate(cases)]
+        assert two == one, label
+        # what sharing decides: drivers on their own would stop other runs, or the same ones elsewhere
+        assert sum(map(len, one)) > 300 and sum(a != b for a, b in zip(one, map(_apart, cases))) > 100
+
+
+def _feed(scheduler: WandbHyperbandScheduler, trial: Trial, values: list[float]) -> str:
+    """Each value as the trial's next result; the decision on the last."""
+    decision = TrialScheduler.CONTINUE
+    for value in values:
+        decision = scheduler.on_trial_result(None, trial, {"loss": value})
+    return decision
+
+
+@pytest.mark.parametrize(("adopted", "prober", "decision"), [
+    (False, "c", TrialScheduler.STOP), (True, "b", TrialScheduler.CONTINUE), (True, "c", TrialScheduler.CONTINUE),
+], ids=["cut-off-run-counts", "adopter-forgets-its-first-attempt", "others-forget-it-too"])
+def test_a_run_restarted_by_another_driver_counts_once_with_its_new_values(
+        tmp_path: Path, adopted: bool, prober: str, decision: str) -> None:
+    """Driver a's runs `good` (1, 1) and `bad` (0.1, 0.1) reach rungs 1 and 2; a dies.  Until `bad` is
+    restarted its values count (a probe logging 1, 2 is below rung 2's cut {1, 0.1, 2} -> 1); once
+    driver b adopts it (its new attempt logs 5 at rung 1), rung 2 holds {1, 2} (cut 2), in b and in c."""
+    ledgers = {name: Ledger.join(tmp_path, "swprestart") for name in "abc"}
+    schedulers = {name: WandbHyperbandScheduler([1, 2], eta=2, shared=ledger) for name, ledger in ledgers.items()}
+    try:
+        for scheduler in schedulers.values():
+            scheduler.set_search_properties("loss", "min")
+        good, bad = _add(schedulers["a"], "good"), _add(schedulers["a"], "bad")
+        for _ in range(2):
+            assert _feed(schedulers["a"], good, [1.0]) == _feed(schedulers["a"], bad, [0.1]) == "CONTINUE"
+        ledgers["a"].leave()  # a is gone; b and c have not looked at the rungs since
+        if adopted:
+            assert _feed(schedulers["b"], _add(schedulers["b"], "bad"), [5.0]) == TrialScheduler.CONTINUE
+        assert _feed(schedulers[prober], _add(schedulers[prober], "probe"), [1.0, 2.0]) == decision
+        assert schedulers[prober].stopped_at_rung("probe") == (2 if decision == TrialScheduler.STOP else None)
+    finally:
+        for ledger in ledgers.values():
+            ledger.leave()
