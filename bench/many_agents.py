@@ -19,8 +19,10 @@ regrets: shared against one driver (the target: within noise) and against apart.
 
 Also measured: what sharing costs a run's bookkeeping on the driver.  The run
 log's calls for one run (start, 10 history rows, end) with and without a
-`Ledger` (a claim under the lock, the lock again at the run's end),
-interleaved in one process, on a local disk.
+`Ledger` (a claim under the lock, the lock again at the run's end), and with
+Hyperband's rungs shared too (per row, the read of rungs.jsonl's new tail a
+scheduler makes before each decision; 3 rung values published, as with W&B's
+rungs 1, 3, 9), interleaved in one process, on a local disk.
 """
 
 from __future__ import annotations
@@ -117,8 +119,12 @@ def verdicts(curves: dict[str, dict[str, list[list[float]]]]) -> list[str]:
     return lines
 
 
-def _one_run(log: Any, ledger: Any, index: int) -> None:
-    """What a driver writes for one run of 10 steps; with `ledger`, the claim and lock of a shared sweep."""
+RUNGS = (1, 3, 9)
+
+
+def _one_run(log: Any, ledger: Any, index: int, rungs: bool = False) -> None:
+    """What a driver writes for one run of 10 steps; with `ledger`, the claim and lock of a shared sweep,
+    and with `rungs` what sharing Hyperband's rungs adds (`WandbHyperbandScheduler` with the ledger)."""
     from raysweep.names import run_id_for
 
     trial = f"t{index:06d}"
@@ -131,6 +137,10 @@ def _one_run(log: Any, ledger: Any, index: int) -> None:
     log.start_run(run_id, log.name_for(run_id), {"x": index}, {"ray_trial_id": trial})
     for step in range(10):
         log.append_history(run_id, {"loss": 1.0 / (step + 1)})
+        if rungs:
+            ledger.rung_news()
+            if step + 1 in RUNGS:
+                ledger.publish_rung(run_id, step + 1, 1.0 / (step + 1))
     log.end_run(run_id, "finished")
 
 
@@ -145,21 +155,24 @@ def bookkeeping_cost(out: Path, runs: int, reps: int) -> list[list[Any]]:
     from raysweep.spec.load import load_spec
 
     spec = load_spec(search_quality.sweep_config("branin", "random"))
-    per_run: dict[str, list[float]] = {"alone": [], "shared": []}
+    variants = ("alone", "shared", "rungs")
+    per_run: dict[str, list[float]] = {variant: [] for variant in variants}
     for rep in range(reps):
-        for variant in (("alone", "shared") if rep % 2 == 0 else ("shared", "alone")):
+        for variant in variants[rep % 3:] + variants[:rep % 3]:
             log = RunLog.create(out / f"{variant}-{rep}", spec, new_sweep_id())
-            ledger = Ledger.join(log.path, log.sweep_id) if variant == "shared" else None
+            ledger = Ledger.join(log.path, log.sweep_id) if variant != "alone" else None
             log.shared = ledger
             start = time.perf_counter()
             for index in range(runs):
-                _one_run(log, ledger, index)
+                _one_run(log, ledger, index, rungs=variant == "rungs")
             per_run[variant].append((time.perf_counter() - start) / runs * 1000)
             if ledger is not None:
                 ledger.leave()
-    alone, shared = (statistics.median(per_run[v]) for v in ("alone", "shared"))
+    alone, shared, rungs = (statistics.median(per_run[v]) for v in variants)
     return [["run log alone", runs, f"{alone:.3f}"], ["run log + lease (shared sweep)", runs, f"{shared:.3f}"],
-            ["difference", "", f"{shared - alone:+.3f}"]]
+            ["difference", "", f"{shared - alone:+.3f}"],
+            ["run log + lease + shared Hyperband rungs (10 tail reads, 3 values)", runs, f"{rungs:.3f}"],
+            ["difference of the rungs", "", f"{rungs - shared:+.3f}"]]
 
 
 def main() -> None:

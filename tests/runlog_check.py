@@ -2,7 +2,9 @@
 
 Whatever went wrong during a sweep, its record must still be readable as a
 whole: sweep.json parses, every history line a run wrote parses, and every run
-that started appears once in runs.jsonl with a final state.  A sweep whose
+that started appears once in runs.jsonl with a final state.  rungs.jsonl, where
+the drivers of a Hyperband sweep share their rung values, names only runs that
+started and agrees with where runs.jsonl says each run was stopped.  A sweep whose
 driver died or whose disk refused writes may leave runs without an end; the
 caller says whether that is allowed and gets their ids back to check.
 """
@@ -10,6 +12,7 @@ caller says whether that is allowed and gets their ids back to check.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,25 @@ def _started_runs(path: Path, *, torn_tail_ok: bool) -> set[str]:
     return started
 
 
+def _check_rungs(path: Path, records: dict[str, dict[str, Any]], started: set[str], *,
+                 torn_tail_ok: bool) -> None:
+    """Each rung value is a whole line of a started run, its loss a number (a NaN value is written as the
+    worst, Infinity); a run stopped at rung r has, since its last restart, a value at r and none above."""
+    rungs_file = path / "rungs.jsonl"
+    reached: dict[str, set[int]] = {}
+    for line in _lines(rungs_file, torn_tail_ok=torn_tail_ok) if rungs_file.exists() else []:
+        assert line["run"] in started, f"rung value of a run that never started: {line}"
+        if line.get("restarted") is True:
+            reached[line["run"]] = set()
+            continue
+        assert isinstance(line["rung"], int) and line["rung"] >= 1 and not math.isnan(line["loss"]), line
+        reached.setdefault(line["run"], set()).add(line["rung"])
+    for run_id, rungs in reached.items():
+        rung = records.get(run_id, {}).get("stopped_at_rung")
+        if rung is not None:
+            assert rungs and max(rungs) == rung, f"run {run_id} stopped at {rung}, its rungs: {sorted(rungs)}"
+
+
 def check_runlog(path: Path, *, complete: bool = True) -> CheckedLog:
     """Assert the run log at `path` is whole; `complete=False` lets started runs lack an end.
 
@@ -77,6 +99,7 @@ def check_runlog(path: Path, *, complete: bool = True) -> CheckedLog:
     assert {r["state"] for r in lines} <= RUN_STATES, [r["state"] for r in lines]
     assert set(records) <= started, f"ended runs that never started: {set(records) - started}"
     unended = frozenset(started - set(records))
+    _check_rungs(path, records, started, torn_tail_ok=not complete)
     if complete:
         assert not unended, f"runs started but never ended: {sorted(unended)}"
     return CheckedLog(sweep, records, unended)

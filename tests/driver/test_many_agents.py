@@ -148,3 +148,35 @@ def test_a_killed_agents_runs_are_restarted_once_by_another(ray_session: None, t
         assert records[run]["attempts"] == 2  # restarted exactly once, under its own id
         assert [c["run"] for c in claims].count(run) == 2  # claimed, then adopted once
     assert checked.sweep["state"] == "finished"
+
+
+def test_an_agent_stops_a_run_that_is_bad_only_beside_another_agents_runs(ray_session: None,
+                                                                          tmp_path: Path) -> None:
+    """Hyperband with one rung, at the first value (max_iter 3, s 1, eta 3: a run is stopped there unless
+    it is the best of the values at it).  Agent A runs the grid's first point, lr 0.9 (loss 0.53 at
+    the rung), for a long while; agent B, started once that value is logged, runs lr 0.05 (loss 0.95).
+    B's run is the first of B's at the rung and no run has ended, so only A's live run can stop it."""
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({
+        "program": str(PROGRAMS / "curve.py"), "method": "grid", "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"lr": {"values": [0.9, 0.05]}, "epochs": {"value": 60}, "sleep": {"value": 0.25}},
+        "early_terminate": {"type": "hyperband", "max_iter": 3, "s": 1, "eta": 3}}))
+    made = subprocess.run([sys.executable, "-m", "raysweep.cli", "sweep", str(path), "--out", "out"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
+    sweep_id = made.stdout.strip().split()[-1]
+    first = _agent(sweep_id, tmp_path, "--count", "1")
+    _wait_for(lambda: any(p.read_text() for p in (tmp_path / "out").glob("*/runs/*/wandb-history.jsonl")),
+              "agent A's run to log its first value")
+    second = _agent(sweep_id, tmp_path, "--count", "1")
+    _wait_all([second, first])
+    log = _log_dir(tmp_path)
+    check_runlog(log)
+    records = _records(log)
+    owners = {json.loads(line)["run"]: json.loads(line)["driver"]
+              for line in (log / "claims.jsonl").read_text().splitlines()}
+    by_lr = {r["config"]["lr"]: r for r in records}
+    stopped, kept = by_lr[0.05], by_lr[0.9]
+    assert owners[stopped["id"]] != owners[kept["id"]]  # two agents, one run each
+    assert stopped["state"] == "killed" and stopped["early_stopped"] and stopped["stopped_at_rung"] == 1
+    assert records[0]["id"] == stopped["id"]  # it ended first: A's run was still running, not remembered
+    assert kept["state"] == "finished" and kept["summary"]["epoch"] == 59

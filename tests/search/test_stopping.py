@@ -171,8 +171,9 @@ def test_rule_matches_reference_on_random_histories() -> None:
 
 # ------------------------------------------------- the scheduler, result by result
 
-def _scheduler(milestones: list[int], eta: float, strict: bool = True, mode: str = "min") -> WandbHyperbandScheduler:
-    scheduler = WandbHyperbandScheduler(milestones, eta=eta, strict=strict)
+def _scheduler(milestones: list[int], eta: float, strict: bool = True, mode: str = "min",
+               shared: Ledger | None = None) -> WandbHyperbandScheduler:
+    scheduler = WandbHyperbandScheduler(milestones, eta=eta, strict=strict, shared=shared)
     assert scheduler.set_search_properties("loss", mode)
     return scheduler
 
@@ -453,21 +454,31 @@ class _Controller:
         return []  # none waits to be started: `choose_trial_to_run` chooses none
 
 
-def _replay(case: dict[str, Any]) -> dict[str, int]:
-    """The scheduler on one timeline, in the same event order as REF_REPLAY."""
+def _replay_schedulers(case: dict[str, Any], shared: list[Any]) -> list[WandbHyperbandScheduler]:
+    """A scheduler of the case's settings per item of `shared` (None: a driver alone)."""
     config = case["hyperband"]
     h = hyperband(**{k: v for k, v in config.items() if k != "strict"})
-    scheduler = _scheduler(hyperband_milestones(h), h.eta, config["strict"],
-                           "max" if case["goal"] == "maximize" else "min")
+    return [_scheduler(hyperband_milestones(h), h.eta, config["strict"],
+                       "max" if case["goal"] == "maximize" else "min", shared=one) for one in shared]
+
+
+def _play(case: dict[str, Any], schedulers: list[WandbHyperbandScheduler]) -> dict[str, int]:
+    """The timeline, in the same event order as REF_REPLAY, each run's values fed to one scheduler
+    (runs dealt to them in turn, as to drivers); after each value, each other scheduler's controller
+    takes a step, as Ray's does many times a second."""
     counts: dict[str, int] = {}
     stopped: dict[str, int] = {}
-    controller = _Controller(scheduler, counts, stopped)
+    controllers = [_Controller(scheduler, counts, stopped) for scheduler in schedulers]
+    owner = {name: controllers[i % len(controllers)] for i, name in enumerate(case["lengths"])}
     trials: dict[str, Trial] = {}
     for name, value in case["events"]:
         if name in stopped:
             continue
+        controller = owner[name]
+        scheduler = controller.scheduler
         if name not in trials:
-            trials[name] = _add(scheduler, name)
+            trials[name] = Trial("train", trial_id=name, stub=True)
+            scheduler.on_trial_add(controller, trials[name])
         counts[name] = counts.get(name, 0) + 1
         result = {"loss": value, "training_iteration": counts[name]}
         if scheduler.on_trial_result(controller, trials[name], result) == TrialScheduler.STOP:
@@ -475,7 +486,15 @@ def _replay(case: dict[str, Any]) -> dict[str, int]:
             scheduler.on_trial_complete(controller, trials[name], result)
         elif counts[name] == case["lengths"][name]:
             scheduler.on_trial_complete(controller, trials[name], result)
+        for other in controllers:
+            if other is not controller:
+                other.scheduler.choose_trial_to_run(other)
     return stopped
+
+
+def _replay(case: dict[str, Any]) -> dict[str, int]:
+    """One scheduler fed the whole timeline."""
+    return _play(case, _replay_schedulers(case, [None]))
 
 
 def test_replay_stops_the_runs_wandb_stops_at_the_same_iteration() -> None:
@@ -525,45 +544,13 @@ def test_ray_stops_a_running_trial_when_the_cut_of_its_rung_moves(ray_session: N
 
 # ------------------------------ two drivers, one sweep: the rungs shared through the run log's file
 
-def _controllers_step(controller: _Controller) -> None:
-    """What Ray's controller does at every step: ask its scheduler for a trial to run."""
-    controller.scheduler.choose_trial_to_run(controller)
-
-
 def _replay_two_drivers(case: dict[str, Any], path: Path) -> dict[str, int]:
-    """The timeline of `_replay` split between two drivers of one sweep (runs dealt alternately), each
-    with its own scheduler and `Ledger` on the run log at `path`.  After each value, the other
-    driver's controller takes a step, as Ray's does many times a second."""
-    config = case["hyperband"]
-    h = hyperband(**{k: v for k, v in config.items() if k != "strict"})
+    """The timeline split between two drivers of one sweep, each with its own scheduler and `Ledger`
+    on the run log at `path`: a driver learns the other's values only through rungs.jsonl."""
     path.mkdir()
     ledgers = [Ledger.join(path, "swpshare") for _ in range(2)]
     try:
-        schedulers = [WandbHyperbandScheduler(hyperband_milestones(h), eta=h.eta, strict=config["strict"],
-                                              shared=ledger) for ledger in ledgers]
-        for scheduler in schedulers:
-            scheduler.set_search_properties("loss", "max" if case["goal"] == "maximize" else "min")
-        counts: dict[str, int] = {}
-        stopped: dict[str, int] = {}
-        controllers = [_Controller(scheduler, counts, stopped) for scheduler in schedulers]
-        owner = {name: i % 2 for i, name in enumerate(case["lengths"])}
-        trials: dict[str, Trial] = {}
-        for name, value in case["events"]:
-            if name in stopped:
-                continue
-            scheduler, controller = schedulers[owner[name]], controllers[owner[name]]
-            if name not in trials:
-                trials[name] = Trial("train", trial_id=name, stub=True)
-                scheduler.on_trial_add(controller, trials[name])
-            counts[name] = counts.get(name, 0) + 1
-            result = {"loss": value, "training_iteration": counts[name]}
-            if scheduler.on_trial_result(controller, trials[name], result) == TrialScheduler.STOP:
-                stopped[name] = counts[name]
-                scheduler.on_trial_complete(controller, trials[name], result)
-            elif counts[name] == case["lengths"][name]:
-                scheduler.on_trial_complete(controller, trials[name], result)
-            _controllers_step(controllers[1 - owner[name]])
-        return stopped
+        return _play(case, _replay_schedulers(case, ledgers))
     finally:
         for ledger in ledgers:
             ledger.leave()
@@ -618,10 +605,8 @@ def test_a_run_restarted_by_another_driver_counts_once_with_its_new_values(
     restarted its values count (a probe logging 1, 2 is below rung 2's cut {1, 0.1, 2} -> 1); once
     driver b adopts it (its new attempt logs 5 at rung 1), rung 2 holds {1, 2} (cut 2), in b and in c."""
     ledgers = {name: Ledger.join(tmp_path, "swprestart") for name in "abc"}
-    schedulers = {name: WandbHyperbandScheduler([1, 2], eta=2, shared=ledger) for name, ledger in ledgers.items()}
+    schedulers = {name: _scheduler([1, 2], eta=2, shared=ledger) for name, ledger in ledgers.items()}
     try:
-        for scheduler in schedulers.values():
-            scheduler.set_search_properties("loss", "min")
         good, bad = _add(schedulers["a"], "good"), _add(schedulers["a"], "bad")
         for _ in range(2):
             assert _feed(schedulers["a"], good, [1.0]) == _feed(schedulers["a"], bad, [0.1]) == "CONTINUE"
