@@ -8,8 +8,9 @@ of ``--seeds`` seeds runs three ways, all in process (no Ray, no processes):
 - *two agents, shared* (2 x 25): two agents started at once, each with its own searcher
   (seeded as `raysweep.driver.runner.searcher_seed` seeds agents started
   together), each with one run in flight: before each proposal an agent
-  learns (`SweepSearcher.learn`) the other's runs that ended since, which is
-  what `raysweep.runlog.lease.Ledger.evaluated_elsewhere` hands a real agent;
+  learns (`SweepSearcher.learn`) the other's runs that ended since and is
+  told the one it has in flight (`SweepSearcher.running_elsewhere`), which is
+  what `raysweep.runlog.lease.Ledger` hands a real agent;
 - *two agents, apart* (2 x 25): the same two agents, never told of each other's runs
   (raysweep before agents shared a memory).
 
@@ -57,8 +58,9 @@ def one_driver(problem: str, seed: int, runs: int) -> list[float]:
 def two_agents(problem: str, seed: int, runs: int, shared: bool) -> list[float]:
     """Objective values of two agents' runs in the order they ended; each agent has one run in flight.
 
-    Round by round, agent A proposes, then agent B (which has not seen A's new
-    run: it is still running), then both runs end.
+    Round by round, agent A proposes, then agent B, then both runs end.  A
+    sharing agent B is told A's new run is in flight, as
+    `raysweep.runlog.lease.Ledger.running_elsewhere` tells a real agent.
     """
     objective = search_quality.PROBLEMS[problem][0]
     agents = [_searcher(problem, seed, runs // 2, ordinal) for ordinal in (0, 1)]
@@ -71,6 +73,7 @@ def two_agents(problem: str, seed: int, runs: int, shared: bool) -> list[float]:
             if shared:
                 agent.learn([(config, value) for who, config, value in ended[seen[index]:] if who != index])
                 seen[index] = len(ended)
+                agent.running_elsewhere({f"{who}_{round_}": config for who, (config, _) in enumerate(proposed)})
             config = agent.suggest(f"{index}_{round_}")
             proposed.append((config, objective(config)))
         for index, (config, value) in enumerate(proposed):
@@ -131,6 +134,7 @@ def _one_run(log: Any, ledger: Any, index: int, rungs: bool = False) -> None:
     if ledger is not None:
         with ledger.locked():
             ledger.evaluated_elsewhere(values=False)
+            ledger.running_elsewhere()
             ledger.known(trial)
             ledger.claim(trial, {"x": index})
     run_id = run_id_for(log.sweep_id, trial)
@@ -194,8 +198,8 @@ def main() -> None:
                        packages=("raysweep", "numpy", "scikit-learn", "optuna")),
         f"Median best-so-far regret over {seeds} seeds of a {runs}-run bayes sweep (GP), run by one "
         f"driver or by two agents of {runs // 2} runs each started at once, each with one run in flight; "
-        "*shared*: before each proposal an agent's searcher learns the runs the other ended since (what "
-        "a real agent reads from the run log), *apart*: never. Searchers are driven in process, like "
+        "*shared*: before each proposal an agent's searcher learns the runs the other ended since and "
+        "is told the run the other has in flight (what a real agent reads from the run log), *apart*: never. Searchers are driven in process, like "
         "`search_quality.py`, not as agent processes.", "",
         table, *verdicts(curves), "",
         f"Bookkeeping per run on the driver (ms, median of {log_reps} interleaved repetitions; a run of "

@@ -20,7 +20,8 @@ filesystem.  They agree through three things in the run log:
   looks, under the lock, so each is restarted once.
 
 Runs that ended are read from ``runs.jsonl`` (whole-line appends), so every
-driver also learns the others' results as they come (`Shared.ended_elsewhere`).
+driver also learns the others' results as they come (`Ledger.evaluated_elsewhere`) and
+sees the runs they have in flight (`Ledger.running_elsewhere`).
 
 Hyperband's rungs are shared through ``rungs.jsonl``: one line per value that
 entered a rung (``{"run", "rung", "loss"}``, the loss lower-is-better and
@@ -314,6 +315,11 @@ class Ledger:
         return [(record.get("config") or {}, objective(self.path / "runs" / record["id"], record,
                                                       self.metric, self.mode) if values else None)
                 for record in new]
+
+    def running_elsewhere(self) -> dict[str, dict[str, Any]]:
+        """Run id -> config of every claimed run of another driver that has not ended."""
+        return {claim.run_id: claim.config for claim in self.claims.values()
+                if claim.driver != self.driver_id and claim.run_id not in self.ended}
 
     def number(self, run_id: str) -> int | None:
         """The run's place in the sweep, for its name (None: not claimed)."""

@@ -1,10 +1,11 @@
 """raysweep's `method: bayes`: Optuna's Gaussian-process sampler behind a Ray `Searcher`.
 
 Optuna's `GPSampler` (Matern-5/2 with one length scale per parameter, log
-expected improvement, categoricals and integers handled natively, q-batch EI
-over the trials still running) found the optimum of every problem in
-`bench/search_quality.py` more reliably than W&B's engine, Optuna's TPE or the
-bayes_opt GP raysweep used before (figures in bench/RESULTS.md).
+expected improvement, categoricals and integers handled natively) found the
+optimum of every problem in `bench/search_quality.py` more reliably than W&B's
+engine, Optuna's TPE or the bayes_opt GP raysweep used before (figures in
+bench/RESULTS.md).  Runs in flight (this driver's and other agents') are
+believed to end at the GP's expectation (`OptunaBayes._gp_point`).
 
 W&B's meaning of each distribution is kept by searching it on the scale W&B
 samples it on: a categorical as the index of its value, an `int_uniform` as
@@ -27,10 +28,11 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.samplers import GPSampler, TPESampler
+from optuna.samplers import GPSampler, RandomSampler, TPESampler
 from optuna.study import StudyDirection
 from optuna.trial import TrialState, create_trial
 
+from raysweep.search import _optuna_internals as optuna_internals
 from raysweep.search.stateful import StatefulSearcher
 from raysweep.spec.distributions import Categorical, Distribution, IntUniform
 from raysweep.values import finite_number, is_better
@@ -108,8 +110,11 @@ class OptunaBayes(StatefulSearcher):
     """`method: bayes` over an in-memory Optuna study, one label per searched parameter.
 
     Proposals are ``{label: W&B value}``. Ray's trials map to Optuna trials
-    through `_running`; Optuna treats the ones not yet told as running, so
-    proposals made while others run spread out (q-batch log EI).
+    through `_running`, other drivers' runs in flight through `_elsewhere`;
+    both stay running trials of the study until they end, so proposals made
+    while they run spread out (`_gp_point`; past `MAX_GP_TRIALS`, TPE's own
+    constant liar).  Every trial is asked through the study with its values
+    enqueued (a random draw or the GP's point), except TPE's.
     """
 
     def __init__(self, dists: Mapping[str, Distribution], *, metric: str | None, mode: str | None,
@@ -120,9 +125,11 @@ class OptunaBayes(StatefulSearcher):
         self._rng = np.random.default_rng(seed)
         self._n_initial = n_initial
         self._gp = GPSampler(seed=seed, n_startup_trials=n_initial)
-        self._tpe = TPESampler(seed=seed, n_startup_trials=n_initial, multivariate=True)
+        self._tpe = TPESampler(seed=seed, n_startup_trials=n_initial, multivariate=True, constant_liar=True)
+        self._fixed = RandomSampler(seed=seed)  # asks trials whose values are all enqueued: draws nothing
         self._study: optuna.Study | None = None
         self._running: dict[str, int] = {}  # Ray trial id -> Optuna trial number
+        self._elsewhere: dict[str, int] = {}  # run id of another driver's running run -> Optuna trial number
         self._unimputed: list[dict[str, Any]] = []  # failed before any finite result
         self._worst: float | None = None
 
@@ -141,21 +148,51 @@ class OptunaBayes(StatefulSearcher):
         return self._study
 
     def engine(self) -> str:
-        """Which model proposes next: GP, TPE past `MAX_GP_TRIALS` ended trials, or random before."""
-        ended = self._ended()
-        if ended < self._n_initial:
+        """Which model proposes next: random first, then the GP, then TPE past `MAX_GP_TRIALS` ended trials.
+
+        Random draws go on until `n_initial` trials are ended or in flight
+        (the GP believes the ones in flight) and at least two have ended.
+        """
+        ended = len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        running = len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if ended + running < self._n_initial or ended < 2:
             return "random"
         return "GP" if ended <= MAX_GP_TRIALS else "TPE"
 
     def suggest(self, trial_id: str) -> dict[str, Any]:
         study = self.study
         engine = self.engine()
-        if engine == "random":
-            study.enqueue_trial(self._random_point())
-        study.sampler = self._tpe if engine == "TPE" else self._gp
+        if engine == "TPE":
+            study.sampler = self._tpe
+        else:
+            study.enqueue_trial(self._random_point() if engine == "random" else self._gp_point())
+            study.sampler = self._fixed
         trial = study.ask(self._space)
         self._running[trial_id] = trial.number
         return {label: to_wandb(self._dists[label], trial.params[label]) for label in self._dists}
+
+    def _gp_point(self) -> dict[str, Any]:
+        """The GP's proposal, made on a copy of the study in which each running trial has ended at its belief.
+
+        A "Kriging believer" (Ginsbourger et al., 2010): a run in flight is
+        told the value the GP expects of it, so the GP's mean is unchanged
+        but its uncertainty there is gone, and the next proposal goes where
+        something is still to be learnt.  On the mixed problem of
+        bench/search_quality.py with 4 runs in flight it kept far closer to
+        one-at-a-time search than Optuna's own q-batch log EI, a constant
+        liar (mean, best or worst value) or ignoring the runs in flight
+        (bench/RESULTS.md, "Search quality").
+        """
+        trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        ended = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+        running = [trial for trial in trials if trial.state == TrialState.RUNNING]
+        beliefs = iter(optuna_internals.posterior_mean(self._space, ended, running) if running else [])
+        believed = optuna.create_study(direction=self.study.direction, sampler=self._gp)
+        believed.add_trials(trial if trial.state == TrialState.COMPLETE
+                            else create_trial(params=trial.params, distributions=trial.distributions,
+                                              value=next(beliefs))
+                            for trial in trials)
+        return believed.ask(self._space).params
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         number = self._running.pop(trial_id, None)
@@ -175,22 +212,47 @@ class OptunaBayes(StatefulSearcher):
         this space cannot hold (a parameter missing, a value that is not one of
         a categorical's) is left out: False. Otherwise True.
         """
-        params = {}
-        for label, dist in self._dists.items():
-            node: Any = config
-            for key in label.split("/"):
-                if not isinstance(node, Mapping) or key not in node:
-                    return False
-                node = node[key]
-            params[label] = from_wandb(dist, node)
-            if params[label] is None:
-                return False
+        params = self._params(config)
+        if params is None:
+            return False
         number = finite_number(value)
         if number is None and self._worst is None:
             self._unimputed.append(params)
         else:
             self.study.add_trial(create_trial(params=params, distributions=self._space, value=self._record(number)))
         return True
+
+    def running_elsewhere(self, running: Mapping[str, Mapping[str, Any]]) -> None:
+        """The runs other drivers of the sweep have in flight now: run id -> nested W&B config.
+
+        Each is a running trial of the study, as this driver's own running
+        runs are, so the next proposal spreads away from them (q-batch log
+        EI) instead of repeating what another agent with the same data just
+        proposed.  Ones no longer listed (ended, or their driver died) are
+        dropped as failed trials, which no model reads; an ended run comes
+        back through `add_evaluated`.
+        """
+        for run_id in [run_id for run_id in self._elsewhere if run_id not in running]:
+            self.study.tell(self._elsewhere.pop(run_id), state=TrialState.FAIL)
+        for run_id, config in running.items():
+            params = None if run_id in self._elsewhere else self._params(config)
+            if params is not None:
+                self.study.add_trial(create_trial(params=params, distributions=self._space, state=TrialState.RUNNING))
+                self._elsewhere[run_id] = len(self.study.get_trials(deepcopy=False)) - 1
+
+    def _params(self, config: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The searched values of a nested W&B config; None when this space cannot hold it."""
+        params = {}
+        for label, dist in self._dists.items():
+            node: Any = config
+            for key in label.split("/"):
+                if not isinstance(node, Mapping) or key not in node:
+                    return None
+                node = node[key]
+            params[label] = from_wandb(dist, node)
+            if params[label] is None:
+                return None
+        return params
 
     def _record(self, value: float | None) -> float:
         """The value to tell for a result (None: failed), updating the worst and the deferred failures."""
@@ -201,10 +263,6 @@ class OptunaBayes(StatefulSearcher):
         for params in deferred:
             self.study.add_trial(create_trial(params=params, distributions=self._space, value=self._worst))
         return self._worst if value is None else value
-
-    def _ended(self) -> int:
-        trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return len(trials)
 
     def _random_point(self) -> dict[str, Any]:
         """One W&B random draw, encoded: categorical weights and integer bounds as W&B samples them."""
@@ -221,12 +279,15 @@ class OptunaBayes(StatefulSearcher):
 
     def get_state(self) -> dict:
         return {"metric": self._metric, "mode": self._mode, "rng": self._rng.bit_generator.state,
-                "samplers": (self._gp, self._tpe), "study": self._study, "running": dict(self._running),
+                "samplers": (self._gp, self._tpe, self._fixed), "study": self._study, "running": dict(self._running),
+                "elsewhere": dict(self._elsewhere),
                 "unimputed": list(self._unimputed), "worst": self._worst}
 
     def set_state(self, state: dict) -> None:
         self._metric, self._mode = state["metric"], state["mode"]
         self._rng.bit_generator.state = state["rng"]
-        self._gp, self._tpe = state["samplers"]
+        self._gp, self._tpe, self._fixed = state["samplers"]
         self._study, self._running = state["study"], dict(state["running"])
+        self._elsewhere = dict(state.get("elsewhere", {}))
         self._unimputed, self._worst = list(state["unimputed"]), state["worst"]
+

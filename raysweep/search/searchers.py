@@ -190,6 +190,7 @@ class SharedSweep(Protocol):
     def adopt(self, trial_id: str, config: Mapping[str, Any]) -> Any: ...
     def orphans(self) -> dict[str, dict[str, Any]]: ...
     def evaluated_elsewhere(self, *, values: bool = True) -> list[tuple[dict[str, Any], float | None]]: ...
+    def running_elsewhere(self) -> dict[str, dict[str, Any]]: ...
 
 
 #: Seconds between two looks for runs of dead drivers while a sweep runs.
@@ -211,7 +212,8 @@ class SweepSearcher(Searcher):
 
     With `shared` (other drivers may work on the sweep), each suggestion is
     made under the run log's lock: the runs others ended since are learnt
-    first (`add_evaluated`), a grid point another driver took (same
+    first (`add_evaluated`) and the runs they have in flight are made known
+    (`running_elsewhere`), a grid point another driver took (same
     `identity`) is skipped, ``run_cap`` counts every driver's runs, and the
     run is claimed before Ray sees it.  Until then, runs of drivers that died
     are adopted (`adopt_orphans`); a driver with nothing left to propose
@@ -255,6 +257,8 @@ class SweepSearcher(Searcher):
             return self._propose(trial_id)
         with self.shared.locked():
             self.learn(self.shared.evaluated_elsewhere(values=self.learns))
+            if self.learns:
+                self.running_elsewhere(self.shared.running_elsewhere())
             if self.shared.known(trial_id):
                 return None  # another driver's run has this id: Ray draws a new one next time
             config = Searcher.FINISHED if self.shared.full() else self._propose(trial_id)
@@ -327,6 +331,18 @@ class SweepSearcher(Searcher):
         encoded = self._encode(config) if self._encode is not None else None
         if encoded is not None:
             self.searcher.add_evaluated(encoded, finite_number(value))  # type: ignore[attr-defined]
+
+    def running_elsewhere(self, running: Mapping[str, Mapping[str, Any]]) -> None:
+        """The runs other drivers have in flight now (run id -> config), for engines that learn.
+
+        A bayes engine proposes away from them, as from its own running runs;
+        without this, agents holding the same data propose the same point.
+        """
+        if not self.learns:
+            return
+        encoded = {run_id: self._encode(config) for run_id, config in running.items()} if self._encode else {}
+        self.searcher.running_elsewhere(  # type: ignore[attr-defined]
+            {run_id: config for run_id, config in encoded.items() if config is not None})
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._best:  # not a resumed run: the inner searcher proposed it

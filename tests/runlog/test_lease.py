@@ -184,3 +184,24 @@ def test_rung_values_reach_every_driver_whole_and_a_torn_line_is_cut(log: RunLog
     finally:
         a.leave()
         b.leave()
+
+
+def test_runs_in_flight_elsewhere_are_other_drivers_claimed_runs_not_ended(log: RunLog) -> None:
+    a, b = join(log), join(log)
+    writer = RunLog.open(log.path)
+    try:
+        with b.locked():
+            b.claim("t1", {"x": 1})
+            b.claim("t2", {"x": 2})
+        with a.locked():
+            a.claim("t3", {"x": 3})
+        run_id = run_id_for(log.sweep_id, "t1")
+        writer.start_run(run_id, "t1", {"x": 1}, {})
+        writer.end_run(run_id, "finished")
+        with a.locked():
+            assert a.running_elsewhere() == {run_id_for(log.sweep_id, "t2"): {"x": 2}}
+        with b.locked():
+            assert b.running_elsewhere() == {run_id_for(log.sweep_id, "t3"): {"x": 3}}
+    finally:
+        a.leave()
+        b.leave()

@@ -151,16 +151,49 @@ def _bowl(config: dict[str, Any]) -> float:
     return (config["x"] - 0.3) ** 2 + (config["y"] - 0.6) ** 2
 
 
-def test_runs_in_flight_get_distinct_proposals() -> None:
-    """Four proposals made before any of them ends spread out instead of piling on the same optimum."""
-    searcher = search.make_searcher(load_spec(BOWL), seed=0, max_runs=None)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_runs_in_flight_get_distinct_proposals_near_the_optimum(seed: int) -> None:
+    """Four proposals made before any of them ends: no two the same, most still where the optimum is.
+
+    The GP believes each run in flight ends at its expectation, so it learns
+    nothing more there and moves on, but does not flee a good region.
+    """
+    searcher = search.make_searcher(load_spec(BOWL), seed=seed, max_runs=None)
     for index in range(12):
         config = searcher.suggest(f"t{index}")
         searcher.on_trial_complete(f"t{index}", {"loss": _bowl(config)})
     batch = [searcher.suggest(f"b{index}") for index in range(4)]
     points = np.array([[c["x"], c["y"]] for c in batch])
     distances = [np.linalg.norm(a - b) for i, a in enumerate(points) for b in points[i + 1:]]
-    assert min(distances) > 0.02
+    assert min(distances) > 1e-4
+    assert np.median(np.linalg.norm(points - [0.3, 0.6], axis=1)) < 0.1
+
+
+def test_an_agent_told_of_another_agents_run_in_flight_proposes_another_point() -> None:
+    """Two agents with the same data and seed: the one told of the other's run in flight does not repeat it.
+
+    Without being told (`running_elsewhere`) it proposes the very same point,
+    which is what agents of one sweep did before they shared runs in flight.
+    """
+    def agent() -> search.SweepSearcher:
+        fed = search.make_searcher(load_spec(BOWL), seed=5, max_runs=None)
+        fed.learn([(config, value) for config, value in _earlier_runs()[3:]])
+        return fed
+
+    first, told, untold = agent(), agent(), agent()
+    proposal = first.suggest("a0")
+    assert isinstance(proposal, dict)
+    told.running_elsewhere({"run-a0": proposal})
+    assert untold.suggest("b0") == proposal
+    other = told.suggest("b0")
+    assert isinstance(other, dict)
+    assert np.hypot(other["x"] - proposal["x"], other["y"] - proposal["y"]) > 1e-4
+    # once that run ended it is a result like any other, and no longer believed
+    told.running_elsewhere({})
+    told.learn([(proposal, _bowl(proposal))])
+    states = [trial.state.name for trial in told.searcher.study.trials]
+    assert states.count("RUNNING") == 1 and states.count("FAIL") == 1  # b0 runs; a0's belief dropped
+    assert states.count("COMPLETE") == 14
 
 
 def _earlier_runs() -> list[tuple[dict[str, Any], Any]]:
