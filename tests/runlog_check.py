@@ -1,10 +1,13 @@
 """One check of a whole run log, shared by every fault test.
 
 Whatever went wrong during a sweep, its record must still be readable as a
-whole: sweep.json parses, every history line a run wrote parses, and every run
-that started appears once in runs.jsonl with a final state.  rungs.jsonl, where
-the drivers of a Hyperband sweep share their rung values, names only runs that
-started and agrees with where runs.jsonl says each run was stopped.  A sweep whose
+whole: sweep.json parses, every history line a run wrote parses, a run's
+history holds each step once, in order, across all its attempts (as a
+resumed W&B run's does), its metadata lists its earlier attempts with the
+steps each logged, and every run that started appears once in runs.jsonl
+with a final state.  rungs.jsonl, where the drivers of a Hyperband sweep
+share their rung values, names only runs that started and agrees with where
+runs.jsonl says each run was stopped.  A sweep whose
 driver died or whose disk refused writes may leave runs without an end; the
 caller says whether that is allowed and gets their ids back to check.
 """
@@ -56,8 +59,11 @@ def _started_runs(path: Path, *, torn_tail_ok: bool) -> set[str]:
         yaml.safe_load((run_dir / "config.yaml").read_text())
         if (run_dir / "wandb-summary.json").exists():
             json.loads((run_dir / "wandb-summary.json").read_text())
-        for history in sorted(run_dir.glob(f"**/{_HISTORY}")):  # with earlier attempts'
-            _lines(history, torn_tail_ok=torn_tail_ok or "attempts" in history.parts)
+        steps = [row["_step"] for row in _lines(run_dir / _HISTORY, torn_tail_ok=torn_tail_ok)] \
+            if (run_dir / _HISTORY).exists() else []
+        assert steps == sorted(set(steps)), f"{run_dir.name}: steps not once each, in order: {steps}"
+        assert not list(run_dir.glob(f"attempts/*/{_HISTORY}")), f"{run_dir.name}: history split by attempt"
+        _check_attempts(run_dir.name, meta, steps)
         started.add(run_dir.name)
     return started
 
@@ -81,6 +87,21 @@ def _check_rungs(path: Path, records: dict[str, dict[str, Any]], started: set[st
             assert rungs and max(rungs) == rung, f"run {run_id} stopped at {rung}, its rungs: {sorted(rungs)}"
 
 
+def _check_attempts(run_id: str, meta: dict[str, Any], steps: list[int]) -> None:
+    """Earlier attempts are listed 1..n-1 with their files, and their steps follow one another."""
+    attempts = meta.get("attempts", [])
+    assert [a["attempt"] for a in attempts] == list(range(1, meta.get("attempt", 1))), (run_id, attempts)
+    last = -1
+    for attempt in attempts:
+        assert attempt["files"] == f"attempts/{attempt['attempt']}", (run_id, attempt)
+        if attempt["first_step"] is None:
+            assert attempt["last_step"] is None, (run_id, attempt)
+            continue
+        assert last < attempt["first_step"] <= attempt["last_step"], (run_id, attempts)
+        assert {attempt["first_step"], attempt["last_step"]} <= set(steps), (run_id, attempt, steps)
+        last = attempt["last_step"]
+
+
 def check_runlog(path: Path, *, complete: bool = True) -> CheckedLog:
     """Assert the run log at `path` is whole; `complete=False` lets started runs lack an end.
 
@@ -98,6 +119,11 @@ def check_runlog(path: Path, *, complete: bool = True) -> CheckedLog:
     records = {record["id"]: record for record in lines}
     assert {r["state"] for r in lines} <= RUN_STATES, [r["state"] for r in lines]
     assert set(records) <= started, f"ended runs that never started: {set(records) - started}"
+    for run_id, record in records.items():
+        meta = json.loads((path / "runs" / run_id / "wandb-metadata.json").read_text())
+        attempt, ended = meta.get("attempt", 1), meta.get("state") in RUN_STATES
+        if ended and len(meta.get("attempts", [])) < attempt:  # its last attempt is the one recorded
+            assert record["attempts"] == attempt, (run_id, record["attempts"], attempt)
     unended = frozenset(started - set(records))
     _check_rungs(path, records, started, torn_tail_ok=not complete)
     if complete:

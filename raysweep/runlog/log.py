@@ -3,7 +3,8 @@
 Layout of ``OUT/<sweep-name>-<sweep-id>/``: ``sweep.yaml`` (the file as given),
 ``sweep.json``, ``runs.jsonl`` (one line per ended run) and per run
 ``runs/<run-id>/{config.yaml, wandb-history.jsonl, wandb-summary.json,
-wandb-metadata.json, output.log}`` in the formats of a W&B run's files
+wandb-metadata.json, output.log}`` in the formats of a W&B run's files, the
+history and summary those of the whole run across its attempts
 (`raysweep.runlog.rundir`).  One process writes it, the sweep's driver, through
 `RunLog`; `raysweep.runlog.recorder` feeds it from Ray Tune's callbacks.  Every file
 is written so that a driver killed at any instant leaves it readable
@@ -31,7 +32,7 @@ from raysweep.values import plain
 from raysweep.errors import RunLogError
 from raysweep.names import check_id, new_sweep_id, run_id_for, run_name, slug
 from raysweep.runlog.rundir import (CONFIG, HISTORY, METADATA, OUTPUT, SUMMARY, OpenRun, best_entry,
-                             close_attempt, config_yaml, load_run, metric_warning,
+                             close_attempt, config_yaml, current_summary, load_run, metric_warning,
                              now, run_record)
 from raysweep.trial.attempt import CHECKPOINT
 
@@ -129,10 +130,11 @@ class RunLog:
                   metadata: Mapping[str, Any]) -> None:
         """Create the run (config.yaml, wandb-metadata.json), or start its next attempt.
 
-        A run that already has files (a retried trial, or a trial restarted after
-        the driver died) keeps its id, name and creation time; the files of the
-        earlier attempt move to ``attempts/<n>/`` and the attempt is listed in the
-        metadata, so the new history starts clean and nothing is counted twice.
+        A run that already has files (a retried trial, a requeued one, or one
+        restarted after the driver died) keeps its id, name and creation time,
+        and, as a resumed W&B run, its history and summary: the new attempt's
+        steps follow the last one recorded.  The earlier attempt is listed in
+        the metadata with its steps, its output moves to ``attempts/<n>/``.
         """
         run_dir = self.run_dir(run_id)
         prior = read_json(run_dir / METADATA)
@@ -148,21 +150,48 @@ class RunLog:
         values = plain(config)
         write_atomic(run_dir / CONFIG, config_yaml(values))
         write_atomic(run_dir / METADATA, dumps(meta))
-        self._runs[run_id] = OpenRun(name, created, time.time(), values, meta)
+        run = OpenRun(name, created, time.time(), values, meta)
+        if prior:
+            rows = self.history(run_id)
+            run.summary, run.nonfinite = current_summary(run_dir), self._nonfinite(rows)
+            run.last_step = max((row["_step"] for row in rows), default=-1)
+        self._runs[run_id] = run
         self._run_ids().add(run_id)
 
     def append_history(self, run_id: str, row: Mapping[str, Any]) -> None:
-        """One history line (W&B ``_step``, ``_runtime``, ``_timestamp`` filled in if absent)."""
+        """One history line (W&B ``_step``, ``_runtime``, ``_timestamp`` filled in if absent).
+
+        Steps only go up, as in W&B: a row for a step the run already has (an
+        attempt replaying epochs from an older checkpoint, Ray's iteration
+        count starting again) is left out, with W&B's warning in output.log
+        once per attempt, so the history holds each step once, in order.
+        """
         run = self._run(run_id)
         stamp = time.time()
         line: dict[str, Any] = plain(row)
-        line.setdefault("_step", int(run.summary.get("_step", -1)) + 1)
+        line.setdefault("_step", run.last_step + 1)
+        if line["_step"] <= run.last_step:
+            self._ignore_step(run_id, run, line["_step"])
+            return
         line.setdefault("_runtime", stamp - run.started)
         line.setdefault("_timestamp", stamp)
         append_line(self.run_dir(run_id) / HISTORY, line)
-        value = line.get(self._metric) if self._metric else None
-        run.nonfinite += isinstance(value, float) and not math.isfinite(value)
+        run.last_step = line["_step"]
+        run.nonfinite += self._nonfinite([line])
         self._set_summary(run_id, run, line)
+
+    def _ignore_step(self, run_id: str, run: OpenRun, step: int) -> None:
+        """Say once per attempt, as W&B does, that rows for earlier steps are not recorded."""
+        if not run.ignored_steps:
+            self.append_output(run_id, f"wandb: WARNING Tried to log to step {step} that is less than "
+                               f"the current step {run.last_step + 1}. Steps must be monotonically "
+                               "increasing, so this data will be ignored.\n")
+        run.ignored_steps += 1
+
+    def _nonfinite(self, rows: list[dict[str, Any]]) -> int:
+        """How many of `rows` hold a NaN or infinite value of the sweep metric."""
+        values = [row.get(self._metric) for row in rows] if self._metric else []
+        return sum(isinstance(value, float) and not math.isfinite(value) for value in values)
 
     def update_summary(self, run_id: str, values: Mapping[str, Any]) -> None:
         """Explicit summary values (``wandb.summary[k] = v``); a later history row overrides."""
@@ -300,7 +329,7 @@ class RunLog:
                 if run.metadata.get("ray_trial_id")}
 
     def history(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's history rows (of its current attempt), as wandb-history.jsonl holds them."""
+        """The run's history rows, every attempt's, each step once, as wandb-history.jsonl holds them."""
         return read_jsonl(self.run_dir(run_id) / HISTORY)
 
     def _unended(self) -> list[OpenRun]:

@@ -2,10 +2,14 @@
 
 A run's directory holds the files of a W&B run (``config.yaml``,
 ``wandb-history.jsonl``, ``wandb-summary.json``, ``wandb-metadata.json``,
-``output.log``) plus ``attempts/<n>/`` for the files of attempts Ray retried.
-Everything the log keeps about a running run can be reloaded from them, so a
-new driver (``--resume``) carries on where a killed one stopped.  When the run
-ends it becomes one `record`: its line of ``runs.jsonl`` and its row of `load`.
+``output.log``) plus ``attempts/<n>/`` for each earlier attempt of the run (Ray
+retried it, it was preempted and requeued, ``--resume`` restarted it).  As
+in a resumed W&B run, the history and the summary are the whole run's: every
+attempt appends its steps after the last one recorded, and keeps the summary's
+keys unless it logs them again.  Everything the log keeps about a running run
+can be reloaded from these files, so a new driver (``--resume``) carries on
+where a killed one stopped.  When the run ends it becomes one `record`: its
+line of ``runs.jsonl`` and its row of `load`.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from typing import Any
 
 import yaml
 
-from raysweep.runlog.atomic import io_error, read_json, read_jsonl, read_text
-from raysweep.trial.attempt import HISTORY
+from raysweep.runlog.atomic import dumps, io_error, read_json, read_jsonl, read_text, write_atomic
+from raysweep.trial.attempt import HISTORY, last_step
 from raysweep.values import best_of, finite_number, plain
 from raysweep.errors import RunLogError
 
 CONFIG, SUMMARY = "config.yaml", "wandb-summary.json"
+#: Each earlier attempt's own files (output, summary at its end) are in ``attempts/<n>/``.
+ATTEMPTS = "attempts"
 METADATA, OUTPUT = "wandb-metadata.json", "output.log"
 _INTERRUPTED = "interrupted: the sweep's driver stopped while this attempt was running"
 
@@ -63,8 +69,10 @@ class OpenRun:
     config: dict[str, Any]
     metadata: dict[str, Any]
     summary: dict[str, Any] = field(default_factory=dict)
-    nonfinite: int = 0  # NaN/inf values of the sweep metric this attempt logged
+    nonfinite: int = 0  # NaN/inf values of the sweep metric in the run's history
     summary_written: float = 0.0  # time.monotonic() of the last summary file write
+    last_step: int = -1  # the last ``_step`` of the run's history, all attempts (-1: none)
+    ignored_steps: int = 0  # rows of this attempt left out: their step was not after the last
 
 
 def load_run(run_dir: Path) -> OpenRun:
@@ -75,7 +83,8 @@ def load_run(run_dir: Path) -> OpenRun:
                           f"(no {METADATA})")
     return OpenRun(meta.get("name", run_dir.name), meta.get("startedAt"),
                    epoch(meta.get("attemptStartedAt")), read_config(run_dir / CONFIG),
-                   {**meta, "run_id": run_dir.name}, current_summary(run_dir))
+                   {**meta, "run_id": run_dir.name}, current_summary(run_dir),
+                   last_step=last_step(run_dir))
 
 
 def current_summary(run_dir: Path) -> dict[str, Any]:
@@ -93,29 +102,39 @@ def current_summary(run_dir: Path) -> dict[str, Any]:
 
 
 def close_attempt(run_dir: Path, prior: dict[str, Any]) -> list[dict[str, Any]]:
-    """Move the files of the run's last attempt to ``attempts/<n>/``; the attempts so far.
+    """Record the run's last attempt as ended; the attempts so far, that one last.
 
     `prior` is the attempt's metadata; without a ``state`` the attempt never
-    ended (its driver was killed), and it is recorded as interrupted.
+    ended (its driver was killed), and it is recorded as interrupted.  The
+    history stays where it is (the run's, all attempts): the attempt's entry
+    names its steps, ``first_step`` to ``last_step`` (None when it logged
+    none).  Its ``output.log`` moves to ``attempts/<n>/``, beside a copy of
+    the run's summary as the attempt left it.  Each step is idempotent, so a
+    driver killed half-way leaves the next one the same work to do again.
     """
     attempts = list(prior.get("attempts", []))
     number = prior.get("attempt", 1)
     if len(attempts) >= number:
         return attempts  # already closed by RunLog.fail_attempt
-    archive = run_dir / "attempts" / str(number)
+    archive = run_dir / ATTEMPTS / str(number)
+    before = max((a["last_step"] for a in attempts if a.get("last_step") is not None), default=-1)
+    steps = [row["_step"] for row in read_jsonl(run_dir / HISTORY) if row.get("_step", -1) > before]
     try:
         archive.mkdir(parents=True, exist_ok=True)
-        for name in (HISTORY, SUMMARY, OUTPUT):
-            if (run_dir / name).exists():
-                os.replace(run_dir / name, archive / name)
+        if (run_dir / OUTPUT).exists():
+            os.replace(run_dir / OUTPUT, archive / OUTPUT)
     except OSError as exc:
         raise io_error(archive, exc) from exc
+    write_atomic(archive / SUMMARY, dumps(current_summary(run_dir)))
     ended = "state" in prior
     return [*attempts, {"attempt": number, "startedAt": prior.get("attemptStartedAt"),
                         "endedAt": prior.get("endedAt") or now(),
                         "state": prior.get("state", "crashed"),
                         "error": prior.get("error") if ended else _INTERRUPTED,
-                        "exit_code": prior.get("exit_code"), "files": f"attempts/{number}"}]
+                        "exit_code": prior.get("exit_code"),
+                        "first_step": steps[0] if steps else None,
+                        "last_step": steps[-1] if steps else None,
+                        "files": f"{ATTEMPTS}/{number}"}]
 
 
 def run_record(run_id: str, run: OpenRun, state: str, runtime: float | None,

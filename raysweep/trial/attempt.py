@@ -6,8 +6,8 @@ node is lost, a preempted program (``wandb.mark_preempting()``) is requeued,
 resumed run is that ``wandb.run.resumed`` is True, ``wandb.run.step`` goes on
 after the last logged step, and files saved in ``wandb.run.dir`` are there
 again.  The run log holds all three: ``runs/<id>/files/`` is the run's folder
-(it survives attempts: only the history, summary and output of an attempt
-move to ``attempts/<n>/``), and the history files hold the steps logged so far.
+(it survives attempts: only an attempt's output moves to ``attempts/<n>/``),
+and the run's history holds the steps every attempt logged so far.
 
 The trial reads them on the machine that has the run log; the driver writes
 an attempt's history before the next attempt of the run starts.  Stdlib only:
@@ -63,21 +63,12 @@ def begin(run_dir: str | os.PathLike[str]) -> Attempt:
 
 
 def last_step(run_dir: Path) -> int:
-    """The largest ``_step`` the run's history files hold, this attempt's and earlier ones' (-1: none).
-
-    The current file is read before the archived ones: the driver only ever
-    moves a history file into ``attempts/``, so no file is missed mid-move.
-    """
-    files = [run_dir / HISTORY, *sorted(run_dir.glob(f"attempts/*/{HISTORY}"))]
-    return max((_last_step_in(path) for path in files), default=-1)
-
-
-def _last_step_in(path: Path) -> int:
+    """The last ``_step`` of the run's history, every attempt's (-1: none); the driver only appends to it."""
     try:
-        lines = path.read_bytes().splitlines()
+        lines = (run_dir / HISTORY).read_bytes().split(b"\n")[:-1]
     except OSError:
         return -1
-    for line in reversed(lines):  # the last complete line; a torn one (a killed driver) is skipped
+    for line in reversed(lines):  # the last complete line: a torn one (no newline, a killed driver) is not
         try:
             return int(json.loads(line)["_step"])
         except (ValueError, KeyError, TypeError):

@@ -1,4 +1,4 @@
-"""One run's folder: W&B's config.yaml shape, the summary caught up from history, attempts archived."""
+"""One run's folder: W&B's config.yaml shape, the summary caught up from history, attempts recorded."""
 
 from __future__ import annotations
 
@@ -49,15 +49,41 @@ def test_load_run_needs_its_metadata(tmp_path: Path) -> None:
     assert run.metadata["run_id"] == "abcd1234" and run.summary == {}
 
 
-def test_close_attempt_archives_files_and_records_an_interrupted_attempt(tmp_path: Path) -> None:
-    for name in (HISTORY, SUMMARY, OUTPUT):
-        (tmp_path / name).write_text(name)
+def test_close_attempt_keeps_the_history_and_records_each_attempts_steps(tmp_path: Path) -> None:
+    rows = [{"_step": 0, "loss": 3}, {"_step": 1, "loss": 2}, {"_step": 2, "loss": 1}]
+    history = "".join(json.dumps(r) + "\n" for r in rows) + '{"_step": 3, "lo'  # torn by a kill
+    (tmp_path / HISTORY).write_text(history)
+    (tmp_path / SUMMARY).write_text(json.dumps({"_step": 1, "loss": 2, "best": 2}))
+    (tmp_path / OUTPUT).write_text("first\n")
     attempts = close_attempt(tmp_path, {"attempt": 1, "attemptStartedAt": "t0"})
-    assert [attempt["state"] for attempt in attempts] == ["crashed"]
+    assert [(a["state"], a["first_step"], a["last_step"]) for a in attempts] == [("crashed", 0, 2)]
     assert attempts[0]["error"].startswith("interrupted") and attempts[0]["files"] == "attempts/1"
-    assert sorted(p.name for p in (tmp_path / "attempts" / "1").iterdir()) == sorted([HISTORY, SUMMARY, OUTPUT])
-    assert not (tmp_path / HISTORY).exists()
+    assert (tmp_path / HISTORY).read_text() == history  # the run's history stays whole, in place
+    archive = tmp_path / "attempts" / "1"
+    assert sorted(p.name for p in archive.iterdir()) == sorted([SUMMARY, OUTPUT])
+    assert (archive / OUTPUT).read_text() == "first\n" and not (tmp_path / OUTPUT).exists()
+    assert json.loads((archive / SUMMARY).read_text()) == {"_step": 2, "loss": 1, "best": 2}
     assert close_attempt(tmp_path, {"attempt": 1, "attempts": attempts}) == attempts  # closed once only
+    with (tmp_path / HISTORY).open("a") as f:  # the next attempt: the torn line cut, steps 3 and 4
+        f.truncate(len(history) - len('{"_step": 3, "lo'))
+        f.write('{"_step": 3, "loss": 0.5}\n{"_step": 4, "loss": 0.4}\n')
+    second = close_attempt(tmp_path, {"attempt": 2, "attempts": attempts, "state": "preempted",
+                                      "error": "preempted", "exit_code": 143, "endedAt": "t2"})
+    assert second[1] == {"attempt": 2, "startedAt": None, "endedAt": "t2", "state": "preempted",
+                         "error": "preempted", "exit_code": 143, "first_step": 3, "last_step": 4,
+                         "files": "attempts/2"}
+    third = close_attempt(tmp_path, {"attempt": 3, "attempts": second})  # logged nothing
+    assert (third[2]["first_step"], third[2]["last_step"]) == (None, None)
+
+
+def test_closing_an_attempt_again_after_a_kill_half_way_loses_nothing(tmp_path: Path) -> None:
+    (tmp_path / HISTORY).write_text('{"_step": 0, "loss": 1}\n')
+    (tmp_path / OUTPUT).write_text("out\n")
+    close_attempt(tmp_path, {"attempt": 1})  # the driver killed before the metadata said so: done again
+    again = close_attempt(tmp_path, {"attempt": 1})
+    assert (again[0]["first_step"], again[0]["last_step"]) == (0, 0)
+    assert (tmp_path / "attempts" / "1" / OUTPUT).read_text() == "out\n"
+    assert (tmp_path / HISTORY).read_text() == '{"_step": 0, "loss": 1}\n'
 
 
 def test_run_record_and_the_metric_warning_say_why_a_run_does_not_rank() -> None:

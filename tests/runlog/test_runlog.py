@@ -36,6 +36,7 @@ from raysweep.runlog.recorder import RunLogCallback, history_row
 from raysweep.runlog.log import COLUMNS, RunLog, load
 from raysweep.runlog.rundir import best_record
 from reference import run_reference
+from runlog_check import check_runlog
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP_YAML = """\
@@ -265,28 +266,50 @@ def test_end_states_are_recorded(tmp_path, state, kwargs):
 
 # --- attempts, restarts, no duplicates ---------------------------------------------------
 
-def test_a_retried_attempt_replaces_the_history_and_is_recorded(tmp_path):
+def test_a_retried_attempt_goes_on_with_the_runs_history_and_summary(tmp_path):
     log = new_log(tmp_path)
     run_id = started(log)
     name = log.name_for(run_id)
     for step in range(3):
-        log.append_history(run_id, {"loss": step})
+        log.append_history(run_id, {"loss": step, "acc": step / 10})
+    log.update_summary(run_id, {"best": 0})
     log.append_output(run_id, "first attempt\n")
     log.fail_attempt(run_id, "RayActorError: node died")
     log.start_run(run_id, log.name_for(run_id), {"x": 1}, {})
     log.append_history(run_id, {"loss": 9})
+    log.append_history(run_id, {"loss": 7, "_step": 1})  # a step the run has: left out, as W&B does
+    log.append_history(run_id, {"loss": 6, "_step": 3})
+    log.append_history(run_id, {"loss": 5})
     log.end_run(run_id, "finished")
     run_dir = log.run_dir(run_id)
-    assert [r["loss"] for r in read_jsonl(run_dir / "wandb-history.jsonl")] == [9]
-    assert len(read_jsonl(run_dir / "attempts" / "1" / "wandb-history.jsonl")) == 3
+    rows = read_jsonl(run_dir / "wandb-history.jsonl")
+    assert [(r["_step"], r["loss"]) for r in rows] == [(0, 0), (1, 1), (2, 2), (3, 9), (4, 5)]
     assert (run_dir / "attempts" / "1" / "output.log").read_text() == "first attempt\n"
-    assert not (run_dir / "output.log").exists()
+    assert (run_dir / "output.log").read_text().splitlines() == [
+        "wandb: WARNING Tried to log to step 1 that is less than the current step 4. Steps must be "
+        "monotonically increasing, so this data will be ignored."]  # once per attempt
+    assert json.loads((run_dir / "attempts" / "1" / "wandb-summary.json").read_text())["loss"] == 2
     meta = json.loads((run_dir / "wandb-metadata.json").read_text())
     assert meta["name"] == name and meta["attempt"] == 2
-    assert [(a["state"], a["error"]) for a in meta["attempts"]] == [
-        ("crashed", "RayActorError: node died")]
+    assert [(a["state"], a["error"], a["first_step"], a["last_step"]) for a in meta["attempts"]] == [
+        ("crashed", "RayActorError: node died", 0, 2)]
     [record] = log.finished_runs()
-    assert record["attempts"] == 2 and record["summary"]["loss"] == 9
+    assert record["attempts"] == 2  # the summary is the whole run's: later keys win, earlier ones stay
+    assert {k: record["summary"][k] for k in ("loss", "acc", "best", "_step")} == {
+        "loss": 5, "acc": 0.2, "best": 0, "_step": 4}
+    assert log.history(run_id) == rows
+
+
+def test_a_resumed_runs_nan_values_count_across_its_attempts(tmp_path):
+    log = new_log(tmp_path)
+    run_id = started(log)
+    log.append_history(run_id, {"loss": math.nan})
+    log.fail_attempt(run_id, "lost")
+    log.start_run(run_id, log.name_for(run_id), {"x": 1}, {})
+    log.append_history(run_id, {"loss": math.inf})
+    log.end_run(run_id, "finished")
+    [record] = log.finished_runs()
+    assert record["warning"].startswith("logged 2 NaN or infinite value(s)")
 
 
 def test_a_run_restarted_after_the_driver_died_is_not_duplicated(tmp_path):
@@ -302,6 +325,7 @@ def test_a_run_restarted_after_the_driver_died_is_not_duplicated(tmp_path):
         again.end_run(rid, "finished")
     records = read_jsonl(first.path / "runs.jsonl")
     assert sorted(r["id"] for r in records) == sorted([run_id, done])
+    assert [row["_step"] for row in again.history(run_id)] == [0, 1]  # after the cut-off attempt's
     assert all(r["summary"]["loss"] == 2 and r["attempts"] == 2 for r in records)
     states = {rid: json.loads((again.run_dir(rid) / "wandb-metadata.json").read_text())
               ["attempts"][0]["state"] for rid in (run_id, done)}
@@ -450,6 +474,56 @@ def test_a_writer_killed_mid_write_leaves_a_readable_log(tmp_path):
         child.stdout.close()
         ended.append(assert_whole(log.path))
     assert ended == sorted(ended) and ended[-1] > 0
+
+
+_ATTEMPT = """
+import os, random, signal, sys, time
+sys.path.insert(0, sys.argv[2])
+from raysweep.runlog.log import RunLog
+from raysweep.trial.attempt import last_step
+log, run_id, steps, tear = RunLog.open(sys.argv[1]), sys.argv[3], int(sys.argv[4]), sys.argv[5] == "tear"
+log.start_run(run_id, log.name_for(run_id), {"x": 1}, {})
+run_dir = log.run_dir(run_id)
+first = last_step(run_dir) + 1  # what the attempt's trial reads: where its steps go on
+print("ready", flush=True)
+rng = random.Random()
+for step in range(first, steps):
+    if tear and step == first + 2:  # killed in the middle of writing a row
+        fd = os.open(run_dir / "wandb-history.jsonl", os.O_WRONLY | os.O_APPEND)
+        os.write(fd, b'{"_step": %d, "loss": 0.5, "pa' % step)
+        os.kill(os.getpid(), signal.SIGKILL)
+    log.append_history(run_id, {"_step": step, "loss": 1 / (step + 1), "pad": "h" * rng.randint(0, 200000)})
+    time.sleep(0.01)
+log.end_run(run_id, "finished")
+print("done", flush=True)
+"""
+
+
+def test_attempts_killed_anywhere_leave_one_history_with_each_step_once(tmp_path):
+    """Real processes, each one attempt of a run, SIGKILLed at random or mid-row; the last one ends it."""
+    log = new_log(tmp_path)
+    run_id, steps, rng = new_run_id(), 100, random.Random(14)
+    plan = ["tear", "kill", "kill", "tear", "kill", "kill", "end"]
+    for how in plan:
+        child = subprocess.Popen([sys.executable, "-c", _ATTEMPT, str(log.path), str(REPO), run_id,
+                                  str(steps), "tear" if how == "tear" else "-"], stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline() == "ready\n"
+        if how == "kill":
+            time.sleep(rng.uniform(0.0, 0.3))
+            child.send_signal(signal.SIGKILL)
+        out, _ = child.communicate(timeout=60)
+        assert (child.returncode, out) == ((0, "done\n") if how == "end" else (-signal.SIGKILL, ""))
+    history = log.run_dir(run_id) / "wandb-history.jsonl"
+    assert history.read_bytes().endswith(b"\n")
+    rows = read_jsonl(history)
+    assert [row["_step"] for row in rows] == list(range(steps))  # each once, in order, none torn or glued
+    assert all(row["loss"] == 1 / (row["_step"] + 1) for row in rows)
+    checked = check_runlog(log.path)
+    assert checked.records[run_id]["attempts"] == len(plan)
+    meta = json.loads((log.run_dir(run_id) / "wandb-metadata.json").read_text())
+    ranges = [(a["first_step"], a["last_step"]) for a in meta["attempts"] if a["first_step"] is not None]
+    assert ranges[0][0] == 0 and all(b[0] == a[1] + 1 for a, b in zip(ranges, ranges[1:]))
+    assert all(a["state"] == "crashed" and a["error"].startswith("interrupted") for a in meta["attempts"])
 
 
 # --- disks that refuse writes ------------------------------------------------------------
@@ -631,14 +705,17 @@ def test_every_trial_becomes_one_run_with_its_end_state(outcomes):
 
 
 @pytest.mark.integration
-def test_each_result_is_one_history_line_and_a_retry_starts_clean(outcomes):
-    def history(x: int, attempt: str = "") -> list[dict[str, Any]]:
-        run_dir = outcomes.log.run_dir(outcomes.runs[x]["id"])
-        return read_jsonl(run_dir / attempt / "wandb-history.jsonl")
+def test_each_result_is_one_history_line_and_a_retry_logs_no_step_twice(outcomes):
+    def history(x: int) -> list[dict[str, Any]]:
+        return read_jsonl(outcomes.log.run_dir(outcomes.runs[x]["id"]) / "wandb-history.jsonl")
 
     assert {x: [row["_step"] for row in history(x)] for x in range(5)} == {
         0: [0, 1, 2, 3], 1: [0, 1, 2], 2: [0], 3: [0, 1], 4: [0, 1]}
-    assert [row["_step"] for row in history(2, "attempts/1")] == [0]
+    retried = json.loads((outcomes.log.run_dir(outcomes.runs[2]["id"]) / "wandb-metadata.json").read_text())
+    assert [(a["first_step"], a["last_step"]) for a in retried["attempts"]] == [(0, 0)]
+    # The retry (no run log in its trainable here) logged step 0 again: left out, as W&B leaves it.
+    assert history(2)[0]["loss"] == 2 + 1 and "step 0 that is less than the current step 1" in (
+        outcomes.log.run_dir(outcomes.runs[2]["id"]) / "output.log").read_text()
     assert set(history(0)[0]) == {"loss", "epoch", "_step", "_runtime", "_timestamp"}
 
 
