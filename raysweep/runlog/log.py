@@ -161,15 +161,21 @@ class RunLog:
     def append_history(self, run_id: str, row: Mapping[str, Any]) -> None:
         """One history line (W&B ``_step``, ``_runtime``, ``_timestamp`` filled in if absent).
 
-        Steps only go up, as in W&B: a row for a step the run already has (an
-        attempt replaying epochs from an older checkpoint, Ray's iteration
-        count starting again) is left out, with W&B's warning in output.log
-        once per attempt, so the history holds each step once, in order.
+        The history is the whole run's, each step once, in order.  An attempt
+        whose first step is not after the run's last one could not know where
+        the run was (a node without the run log, Ray's iteration count
+        starting again from a checkpoint): its steps are moved to follow it,
+        as a resumed W&B run's ``wandb.log`` goes on from the run's step.
+        Within an attempt steps only go up, as in W&B: a row for a step
+        already passed is left out, with W&B's warning in output.log once.
         """
         run = self._run(run_id)
         stamp = time.time()
         line: dict[str, Any] = plain(row)
         line.setdefault("_step", run.last_step + 1)
+        if run.step_shift is None:  # the attempt's first row
+            run.step_shift = max(0, run.last_step + 1 - line["_step"])
+        line["_step"] += run.step_shift
         if line["_step"] <= run.last_step:
             self._ignore_step(run_id, run, line["_step"])
             return

@@ -73,6 +73,7 @@ class OpenRun:
     summary_written: float = 0.0  # time.monotonic() of the last summary file write
     last_step: int = -1  # the last ``_step`` of the run's history, all attempts (-1: none)
     ignored_steps: int = 0  # rows of this attempt left out: their step was not after the last
+    step_shift: int | None = None  # added to this attempt's steps to follow the run's (None: no row yet)
 
 
 def load_run(run_dir: Path) -> OpenRun:

@@ -182,12 +182,12 @@ def test_a_run_whose_node_is_removed_goes_on_from_its_last_checkpoint(tmp_path: 
     lost = checked.records[report["run_on_removed"]]
     assert lost["state"] == "finished" and lost["attempts"] == 2 and lost["node_ip"] != report["removed_node_ip"]
     run_dir = path / "runs" / lost["id"]
-    before = [json.loads(line) for line in (run_dir / "attempts" / "1" / "wandb-history.jsonl").open()]
-    after = [json.loads(line) for line in (run_dir / "wandb-history.jsonl").open()]
+    rows = [json.loads(line) for line in (run_dir / "wandb-history.jsonl").open()]  # both attempts'
+    steps = [row["_step"] for row in rows]
+    assert steps == list(range(len(steps)))  # the step sequence goes on: each step once
+    meta = json.loads((run_dir / "wandb-metadata.json").read_text())
+    assert meta["attempts"][0]["state"] == "crashed"
+    before, after = rows[:meta["attempts"][0]["last_step"] + 1], rows[meta["attempts"][0]["last_step"] + 1:]
     assert len(before) >= CKPT_READY and {row["start_epoch"] for row in before} == {0}
     assert after[0]["start_epoch"] > 0 and after[0]["epoch"] == after[0]["start_epoch"]  # from its checkpoint
     assert [row["epoch"] for row in after][-1] == CKPT_EPOCHS - 1
-    steps = [row["_step"] for row in before + after]
-    assert steps == sorted(set(steps))  # the step sequence goes on: no step twice
-    meta = json.loads((run_dir / "wandb-metadata.json").read_text())
-    assert meta["attempts"][0]["state"] == "crashed"

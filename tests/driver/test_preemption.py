@@ -69,19 +69,21 @@ def preempted(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> di
 def test_a_preempted_run_is_requeued_and_resumes_from_its_checkpoint(preempted: dict[bool, Any]) -> None:
     record = preempted[True]
     assert record["state"] == "finished" and record["attempts"] == 2
-    first, second = history(record["dir"] / "attempts" / "1" / "wandb-history.jsonl"), \
-        history(record["dir"] / "wandb-history.jsonl")
-    assert len(first) >= READY and not any(row["resumed"] for row in first)
-    steps = [row["_step"] for row in first + second]
-    assert steps == list(range(len(steps)))  # the step sequence goes on; no step twice
-    epochs = [row["epoch"] for row in first + second]
-    assert epochs == list(range(EPOCHS))  # resumed from its checkpoint: epochs go on, not restart
-    assert all(row["resumed"] and row["wandb_resume"] == "allow" for row in second)
-    assert {row["started_at_step"] for row in second} == {len(first)}
+    rows = history(record["dir"] / "wandb-history.jsonl")  # the whole run's, as W&B's resumed run has it
+    assert [row["_step"] for row in rows] == list(range(EPOCHS))  # the steps go on; each once, in order
+    assert [row["epoch"] for row in rows] == list(range(EPOCHS))  # resumed from its checkpoint, not restarted
     meta = json.loads((record["dir"] / "wandb-metadata.json").read_text())
     (earlier,) = meta["attempts"]
     assert earlier["state"] == "preempted" and earlier["exit_code"] == 128 + signal.SIGTERM
     assert "was preempted (mark_preempting) and is requeued" in earlier["error"]
+    first, second = rows[:earlier["last_step"] + 1], rows[earlier["last_step"] + 1:]
+    assert earlier["first_step"] == 0 and len(first) >= READY and not any(row["resumed"] for row in first)
+    assert all(row["resumed"] and row["wandb_resume"] == "allow" for row in second)
+    assert {row["started_at_step"] for row in second} == {len(first)}
+    assert (record["dir"] / "attempts" / "1" / "wandb-summary.json").exists()
+    assert not list(record["dir"].glob("attempts/*/wandb-history.jsonl"))
+    summary = json.loads((record["dir"] / "wandb-summary.json").read_text())
+    assert summary["_step"] == EPOCHS - 1 and record["summary"]["epoch"] == EPOCHS - 1
     assert json.loads((record["dir"] / "files" / "checkpoint.json").read_text()) == {"epoch": EPOCHS - 1}
 
 
@@ -117,8 +119,10 @@ def test_a_function_run_cut_off_by_a_driver_stop_resumes_from_its_checkpoint(ray
     assert again.returncode == 0, err
     finished = check_runlog(path)
     assert finished.records[run_id]["state"] == "finished" and finished.records[run_id]["attempts"] == 2
-    before = history(path / "runs" / run_id / "attempts" / "1" / "wandb-history.jsonl")
-    after = history(path / "runs" / run_id / "wandb-history.jsonl")
+    rows = history(path / "runs" / run_id / "wandb-history.jsonl")
+    assert [row["_step"] for row in rows] == list(range(12))  # every step of both attempts, once
+    assert [row["epoch"] for row in rows] == list(range(12))
+    (cut_off,) = json.loads((path / "runs" / run_id / "wandb-metadata.json").read_text())["attempts"]
+    before, after = rows[:cut_off["last_step"] + 1], rows[cut_off["last_step"] + 1:]
+    assert cut_off["first_step"] == 0 and len(before) >= 3
     assert after[0]["start_epoch"] == before[-1]["epoch"] + 1 > 0  # from its last checkpoint
-    assert [row["epoch"] for row in before + after] == list(range(12))
-    assert [row["_step"] for row in before + after] == list(range(12))

@@ -300,6 +300,22 @@ def test_a_retried_attempt_goes_on_with_the_runs_history_and_summary(tmp_path):
     assert log.history(run_id) == rows
 
 
+def test_an_attempt_that_counts_its_steps_from_zero_goes_on_after_the_runs_last_step(tmp_path):
+    log = new_log(tmp_path)
+    run_id = started(log)
+    for step in range(3):
+        log.append_history(run_id, {"_step": step, "loss": 3 - step})
+    log.fail_attempt(run_id, "RayActorError: node died")
+    log.start_run(run_id, log.name_for(run_id), {"x": 1}, {})  # on a node without the run log
+    for step in (0, 1, 1, 2):
+        log.append_history(run_id, {"_step": step, "loss": 10 + step})
+    log.end_run(run_id, "finished")
+    rows = log.history(run_id)
+    assert [(r["_step"], r["loss"]) for r in rows] == [(0, 3), (1, 2), (2, 1), (3, 10), (4, 11), (5, 12)]
+    assert "Tried to log to step 4 that is less than the current step 5" in (
+        log.run_dir(run_id) / "output.log").read_text()
+
+
 def test_a_resumed_runs_nan_values_count_across_its_attempts(tmp_path):
     log = new_log(tmp_path)
     run_id = started(log)
@@ -710,12 +726,11 @@ def test_each_result_is_one_history_line_and_a_retry_logs_no_step_twice(outcomes
         return read_jsonl(outcomes.log.run_dir(outcomes.runs[x]["id"]) / "wandb-history.jsonl")
 
     assert {x: [row["_step"] for row in history(x)] for x in range(5)} == {
-        0: [0, 1, 2, 3], 1: [0, 1, 2], 2: [0], 3: [0, 1], 4: [0, 1]}
+        0: [0, 1, 2, 3], 1: [0, 1, 2], 2: [0, 1], 3: [0, 1], 4: [0, 1]}
     retried = json.loads((outcomes.log.run_dir(outcomes.runs[2]["id"]) / "wandb-metadata.json").read_text())
     assert [(a["first_step"], a["last_step"]) for a in retried["attempts"]] == [(0, 0)]
-    # The retry (no run log in its trainable here) logged step 0 again: left out, as W&B leaves it.
-    assert history(2)[0]["loss"] == 2 + 1 and "step 0 that is less than the current step 1" in (
-        outcomes.log.run_dir(outcomes.runs[2]["id"]) / "output.log").read_text()
+    # Both attempts logged their step 0 (this trainable does not read the run log): the retry's follows.
+    assert [row["epoch"] for row in history(2)] == [0, 0]
     assert set(history(0)[0]) == {"loss", "epoch", "_step", "_runtime", "_timestamp"}
 
 
@@ -805,10 +820,15 @@ def test_a_sweep_restored_after_its_driver_was_killed_duplicates_no_run(tmp_path
     records = read_jsonl(log.path / "runs.jsonl")
     assert sorted(r["config"]["x"] for r in records) == [0, 1, 2]
     assert all(r["state"] == "finished" for r in records)
-    for record in records:
-        steps = [row["_step"] for row in read_jsonl(log.run_dir(record["id"]) /
-                                                    "wandb-history.jsonl")]
-        assert steps == [0, 1, 2, 3, 4]
     restarted = {r["id"] for r in records if r["attempts"] > 1}
     assert interrupted and interrupted <= restarted
+    lengths = {}
+    for record in records:  # a restarted run's history: the cut-off attempt's steps, then all five again
+        rows = read_jsonl(log.run_dir(record["id"]) / "wandb-history.jsonl")
+        assert [row["_step"] for row in rows] == list(range(len(rows)))
+        x = record["config"]["x"]
+        assert [row["loss"] for row in rows[-5:]] == [x + i for i in range(5)]
+        lengths[record["id"]] = len(rows)
+    assert all(n == 5 for run_id, n in lengths.items() if run_id not in restarted)
+    assert any(lengths[run_id] >= 5 + 2 for run_id in interrupted)  # the one cut off at step 1 or 2
     assert_whole(log.path)
