@@ -29,7 +29,7 @@ from raysweep.search import searchers as search, stopping
 from raysweep.spec.tree import AttrDict
 from raysweep.errors import RunLogError
 from raysweep.driver.interrupt import Drain, catch_interrupt, watchdog
-from raysweep.names import new_sweep_id
+from raysweep.names import new_sweep_id, run_id_for
 from raysweep.driver import progress
 from raysweep.runlog.recorder import RunLogCallback
 from raysweep.results.table import sort_best_first
@@ -161,9 +161,12 @@ def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
 
 
 def remember_runs(scheduler: stopping.WandbHyperbandScheduler, log: RunLog) -> None:
-    """Fill the scheduler's rungs with the values of every run of the sweep that has ended."""
+    """Fill the scheduler's rungs with the values of every run of the sweep that has ended, and
+    give it those of the runs an earlier driver cut off, which go on counting when they start again."""
     for record in log.finished_runs():
         scheduler.remember(record["id"], log.history(record["id"]), record.get("stopped_at_rung"))
+    for trial_id in log.cut_off_runs():
+        scheduler.resume(trial_id, log.history(run_id_for(log.sweep_id, trial_id)))
 
 
 def _fit(tuner: tune.Tuner, log: RunLog, stopper: stopping.TargetStopper | None, drain: Drain) -> str:

@@ -31,9 +31,11 @@ scheduler takes in what the other drivers published since it last looked and
 re-judges its running runs at each rung whose cut that moved.  Rungs are keyed
 by run id, so a run counts once at a rung whichever driver ran it; a run that
 starts again under a new driver (adopted from a dead one, or cut off and
-resumed) counts from its first value again, as that driver's scheduler does,
-so the values of its earlier attempt are withdrawn.  Only values at rungs are
-shared: the judged run's best so far (``strict: false``) is its own driver's.
+resumed) goes on counting from its history in the run log, as W&B counts a
+run's values across its attempts: the values published for its earlier
+attempt are withdrawn and those its history holds published again.  Only
+values at rungs are shared: the judged run's best so far (``strict: false``)
+is its own driver's.
 """
 
 from __future__ import annotations
@@ -216,6 +218,7 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
         self._progress: dict[str, _Progress] = {}
         self._stopped_at: dict[str, int] = {}
         self._remembered: list[tuple[str, list[dict[str, Any]], int | None]] = []
+        self._cut_off: dict[str, list[dict[str, Any]]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """Ray pickles callbacks that hold this scheduler; the shared rungs are this process's."""
@@ -238,10 +241,22 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
         if self.metric is None:
             self._remembered.append((run_id, list(history), stopped_at_rung))
             return
-        losses = [loss for loss in map(self._loss, history) if loss is not None]
+        losses = self._losses(history)
         for milestone in self.milestones:
             if milestone <= len(losses) and (stopped_at_rung is None or milestone <= stopped_at_rung):
                 self._bracket.record(run_id, milestone, losses[milestone - 1])
+
+    def resume(self, trial_id: str, history: Sequence[dict[str, Any]]) -> None:
+        """A run an earlier driver cut off will start again as `trial_id`: its values so far count.
+
+        W&B counts a run's values across its attempts; the new attempt goes
+        on from the rungs its history reached (`on_trial_add`).
+        """
+        self._cut_off[trial_id] = list(history)
+
+    def _losses(self, history: Sequence[dict[str, Any]]) -> list[float]:
+        """The run's metric values as losses, one per iteration (history rows counted as `_advance` counts)."""
+        return [loss for loss in map(self._loss, history) if loss is not None]
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         accepted = super().set_search_properties(metric, mode, **spec)
@@ -255,8 +270,10 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
         run's values across its attempts), with Ray's iteration numbers starting again.
 
         A run new to this scheduler that has values at the rungs already ran
-        under another driver: it counts from its first value again, so those
-        are withdrawn, here and (published) in every driver.
+        under another driver: its values are withdrawn, here and (published)
+        in every driver, and replaced by those of its history when `resume`
+        gave it (a cut-off run goes on counting); without one it counts from
+        its first value again.
         """
         super().on_trial_add(tune_controller, trial)
         earlier = self._progress.get(trial.trial_id)
@@ -268,8 +285,20 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
             self._catch_up(tune_controller)
             if self._bracket.forget(key) and self._shared is not None:
                 self._shared.restart_rungs(key)
-            self._progress[trial.trial_id] = _Progress(trial, key)
+            self._progress[trial.trial_id] = self._carried_on(trial, key, self._cut_off.pop(trial.trial_id, []))
         self._stopped_at.pop(trial.trial_id, None)
+
+    def _carried_on(self, trial: Trial, key: str, history: Sequence[dict[str, Any]]) -> _Progress:
+        """The progress of a run's earlier attempts (none for a new run), its values recorded and
+        published at the rungs they reached."""
+        losses, rung = self._losses(history), None
+        for milestone in self.milestones:
+            if milestone <= len(losses):
+                self._bracket.record(key, milestone, losses[milestone - 1])
+                if self._shared is not None:
+                    self._shared.publish_rung(key, milestone, losses[milestone - 1])
+                rung = milestone
+        return _Progress(trial, key, len(losses), min(losses, default=math.inf), rung=rung)
 
     def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
         """Ray's choice; first, take in the other drivers' rung values (Ray asks at every step)."""

@@ -2,7 +2,9 @@
 
 A driver started on an existing sweep (a resume, another agent) gives its
 searcher every ended run (`SweepSearcher.add_evaluated`) and its Hyperband
-scheduler every ended run's history (`WandbHyperbandScheduler.remember`).
+scheduler every ended run's history (`WandbHyperbandScheduler.remember`) and
+the history of each run it cut off, which goes on counting when it starts again
+(`WandbHyperbandScheduler.resume`).
 """
 
 from __future__ import annotations
@@ -174,3 +176,38 @@ def test_hyperband_after_a_resume_stops_the_runs_an_unbroken_sweep_stops(tmp_pat
     forgetful.set_search_properties("loss", "min")
     assert _play(forgetful, curves[half:], names[half:]) != later  # without memory it stops others
     assert sum(rung is not None for rung in later.values()) >= 2
+
+
+def test_hyperband_counts_a_cut_off_runs_values_across_the_resume(tmp_path: Path) -> None:
+    """A driver killed while a run is between rungs; the resumed driver judges it as an unbroken sweep."""
+    curves, names = _curves(), [f"t{i:02d}" for i in range(RUNS)]
+    unbroken = _scheduler()
+    unbroken.set_search_properties("loss", "min")
+    expected = _play(unbroken, curves, names)
+    half = RUNS // 2
+    cut = next(i for i in range(half, RUNS) if expected[names[i]] is not None and expected[names[i]] > 1)
+    log = RunLog.create(tmp_path, load_spec(HYPERBAND), "swp00003")
+    first = _scheduler()
+    first.set_search_properties("loss", "min")
+    _play(first, curves[:cut], names[:cut], log)
+    epochs = first.milestones[0] + 1  # past the first rung, short of where it is stopped
+    run_id = run_id_for(log.sweep_id, names[cut])
+    log.start_run(run_id, names[cut], {"x": 1}, {"ray_trial_id": names[cut]})
+    for loss in curves[cut][:epochs]:
+        log.append_history(run_id, {"loss": loss})  # then the driver is killed: the run never ends
+
+    def resumed_verdict(memory: bool) -> int | None:
+        scheduler = _scheduler()
+        if memory:
+            remember_runs(scheduler, RunLog.open(log.path))
+        scheduler.set_search_properties("loss", "min")
+        trial = Trial("train", trial_id=names[cut], stub=True)
+        scheduler.on_trial_add(None, trial)
+        for epoch, loss in enumerate(curves[cut][epochs:], start=1):  # Ray's iterations start again
+            if scheduler.on_trial_result(None, trial, {"loss": loss, "training_iteration": epoch}) \
+                    == TrialScheduler.STOP:
+                return scheduler.stopped_at_rung(names[cut])
+        return None
+
+    assert resumed_verdict(memory=True) == expected[names[cut]]
+    assert resumed_verdict(memory=False) != expected[names[cut]]  # counting from zero, it stops elsewhere
