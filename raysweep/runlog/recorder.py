@@ -1,9 +1,10 @@
 """Ray Tune's side of the run log: each trial of the sweep recorded as one W&B run.
 
 `RunLogCallback` is the one place that knows both Ray's trial lifecycle and the
-run log: it maps trials to runs (a retried trial stays one run, its attempts
-archived), turns Ray results into W&B history rows (`history_row`), and reads
-how a failed trial ended from what Ray left behind (`_failure`).
+run log: it maps trials to runs (a retried or requeued trial stays one run with
+one history, its attempts listed), turns Ray results into W&B history rows
+(`history_row`), and reads how a failed trial ended from what Ray left behind
+(`_failure`).
 """
 
 from __future__ import annotations
