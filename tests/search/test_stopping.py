@@ -618,3 +618,24 @@ def test_a_run_restarted_by_another_driver_counts_once_with_its_new_values(
     finally:
         for ledger in ledgers.values():
             ledger.leave()
+
+
+def test_a_run_restarted_by_another_driver_with_its_history_goes_on_counting(tmp_path: Path) -> None:
+    """As above, but driver b is given `bad`'s history (0.1, 0.1), as `--resume` and an adopting agent
+    are (`raysweep.driver.runner.remember_runs`): its values stay at the rungs, published again, so the
+    probe in c is stopped at rung 2 as before the restart, and b's `bad` is judged at its third value."""
+    ledgers = {name: Ledger.join(tmp_path, "swpresume") for name in "abc"}
+    schedulers = {name: _scheduler([1, 2], eta=2, shared=ledger) for name, ledger in ledgers.items()}
+    try:
+        good, bad = _add(schedulers["a"], "good"), _add(schedulers["a"], "bad")
+        for _ in range(2):
+            assert _feed(schedulers["a"], good, [1.0]) == _feed(schedulers["a"], bad, [0.1]) == "CONTINUE"
+        ledgers["a"].leave()
+        schedulers["b"].resume("bad", [{"loss": 0.1, "_step": 0}, {"epoch": 0}, {"loss": 0.1, "_step": 1}])
+        assert _feed(schedulers["b"], _add(schedulers["b"], "bad"), [5.0]) == TrialScheduler.CONTINUE
+        probe = _add(schedulers["c"], "probe")
+        assert _feed(schedulers["c"], probe, [1.0, 2.0]) == TrialScheduler.STOP
+        assert schedulers["c"].stopped_at_rung("probe") == 2
+    finally:
+        for ledger in ledgers.values():
+            ledger.leave()
