@@ -596,14 +596,18 @@ def _feed(scheduler: WandbHyperbandScheduler, trial: Trial, values: list[float])
     return decision
 
 
-@pytest.mark.parametrize(("adopted", "prober", "decision"), [
-    (False, "c", TrialScheduler.STOP), (True, "b", TrialScheduler.CONTINUE), (True, "c", TrialScheduler.CONTINUE),
-], ids=["cut-off-run-counts", "adopter-forgets-its-first-attempt", "others-forget-it-too"])
+@pytest.mark.parametrize(("adopted", "history", "prober", "decision"), [
+    (False, False, "c", TrialScheduler.STOP), (True, False, "b", TrialScheduler.CONTINUE),
+    (True, False, "c", TrialScheduler.CONTINUE), (True, True, "c", TrialScheduler.STOP),
+], ids=["cut-off-run-counts", "adopter-forgets-its-first-attempt", "others-forget-it-too",
+        "adopter-given-its-history-goes-on"])
 def test_a_run_restarted_by_another_driver_counts_once_with_its_new_values(
-        tmp_path: Path, adopted: bool, prober: str, decision: str) -> None:
+        tmp_path: Path, adopted: bool, history: bool, prober: str, decision: str) -> None:
     """Driver a's runs `good` (1, 1) and `bad` (0.1, 0.1) reach rungs 1 and 2; a dies.  Until `bad` is
     restarted its values count (a probe logging 1, 2 is below rung 2's cut {1, 0.1, 2} -> 1); once
-    driver b adopts it (its new attempt logs 5 at rung 1), rung 2 holds {1, 2} (cut 2), in b and in c."""
+    driver b adopts it (its new attempt logs 5 at rung 1), rung 2 holds {1, 2} (cut 2), in b and in c.
+    Given `bad`'s history (as `--resume` and an adopting agent are, `remember_runs`), b goes on
+    counting it: its values at the rungs are published again, its 5 is its third value."""
     ledgers = {name: Ledger.join(tmp_path, "swprestart") for name in "abc"}
     schedulers = {name: _scheduler([1, 2], eta=2, shared=ledger) for name, ledger in ledgers.items()}
     try:
@@ -611,6 +615,8 @@ def test_a_run_restarted_by_another_driver_counts_once_with_its_new_values(
         for _ in range(2):
             assert _feed(schedulers["a"], good, [1.0]) == _feed(schedulers["a"], bad, [0.1]) == "CONTINUE"
         ledgers["a"].leave()  # a is gone; b and c have not looked at the rungs since
+        if history:
+            schedulers["b"].resume("bad", [{"loss": 0.1, "_step": 0}, {"epoch": 0}, {"loss": 0.1, "_step": 1}])
         if adopted:
             assert _feed(schedulers["b"], _add(schedulers["b"], "bad"), [5.0]) == TrialScheduler.CONTINUE
         assert _feed(schedulers[prober], _add(schedulers[prober], "probe"), [1.0, 2.0]) == decision
@@ -619,23 +625,3 @@ def test_a_run_restarted_by_another_driver_counts_once_with_its_new_values(
         for ledger in ledgers.values():
             ledger.leave()
 
-
-def test_a_run_restarted_by_another_driver_with_its_history_goes_on_counting(tmp_path: Path) -> None:
-    """As above, but driver b is given `bad`'s history (0.1, 0.1), as `--resume` and an adopting agent
-    are (`raysweep.driver.runner.remember_runs`): its values stay at the rungs, published again, so the
-    probe in c is stopped at rung 2 as before the restart, and b's `bad` is judged at its third value."""
-    ledgers = {name: Ledger.join(tmp_path, "swpresume") for name in "abc"}
-    schedulers = {name: _scheduler([1, 2], eta=2, shared=ledger) for name, ledger in ledgers.items()}
-    try:
-        good, bad = _add(schedulers["a"], "good"), _add(schedulers["a"], "bad")
-        for _ in range(2):
-            assert _feed(schedulers["a"], good, [1.0]) == _feed(schedulers["a"], bad, [0.1]) == "CONTINUE"
-        ledgers["a"].leave()
-        schedulers["b"].resume("bad", [{"loss": 0.1, "_step": 0}, {"epoch": 0}, {"loss": 0.1, "_step": 1}])
-        assert _feed(schedulers["b"], _add(schedulers["b"], "bad"), [5.0]) == TrialScheduler.CONTINUE
-        probe = _add(schedulers["c"], "probe")
-        assert _feed(schedulers["c"], probe, [1.0, 2.0]) == TrialScheduler.STOP
-        assert schedulers["c"].stopped_at_rung("probe") == 2
-    finally:
-        for ledger in ledgers.values():
-            ledger.leave()
