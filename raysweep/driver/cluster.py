@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
@@ -116,6 +117,10 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
             address = "local"
             kwargs.update(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
                           dashboard_host=dashboard_host)
+        if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+            raise ClusterError(f"cannot connect to Ray at {address!r}: a ray:// address goes through Ray "
+                               "Client, which needs `pip install 'raysweep[client]'` (ray[client]); "
+                               "on the cluster's head node `--address auto` needs nothing more")
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:

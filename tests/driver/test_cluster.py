@@ -7,6 +7,7 @@ Ray (`ray_session`) may already be up in this process.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -191,3 +192,14 @@ def test_a_run_whose_node_is_removed_goes_on_from_its_last_checkpoint(tmp_path: 
     assert len(before) >= CKPT_READY and {row["start_epoch"] for row in before} == {0}
     assert after[0]["start_epoch"] > 0 and after[0]["epoch"] == after[0]["start_epoch"]  # from its checkpoint
     assert [row["epoch"] for row in after][-1] == CKPT_EPOCHS - 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("grpc") is not None, reason="Ray Client is installed here")
+def test_a_ray_client_address_without_ray_client_says_what_to_install(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("method: random\nparameters: {x: {values: [1]}}\n")
+    done = subprocess.run([str(Path(sys.executable).parent / "raysweep"), "run", str(sweep), "--function", "os:getcwd",
+                           "--address", "ray://127.0.0.1:1", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "pip install 'raysweep[client]'" in done.stderr and "Traceback" not in done.stderr
