@@ -121,7 +121,7 @@ def _make_trainable(spec: SweepSpec, log: RunLog, train_fn: TrainFn | None,
     return program.program_trainable(
         spec, log.sweep_id, cwd=Path.cwd(), runs_dir=log.path / "runs",
         kill_grace=settings.kill_grace, run_timeout=settings.run_timeout,
-        echo_to=echo_to, mark=mark)
+        echo_to=echo_to, mark=mark, carry_files=settings.storage is not None)
 
 
 def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],
@@ -154,7 +154,9 @@ def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], N
     run_config = tune.RunConfig(
         name=name, storage_path=storage, verbose=0,
         stop=stopper, callbacks=callbacks,
-        failure_config=tune.FailureConfig(max_failures=settings.max_failures))
+        failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+        # A program's carried folder is persisted again and again: storage keeps a run's last one.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1) if programs else None)
     log.update_sweep(ray_experiment_path=f"{storage}/{name}")
     return tune.Tuner(tune.with_resources(trainable, resources.as_ray()),
                       tune_config=tune_config, run_config=run_config)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from raysweep.trial import attempt
+from raysweep.trial.carry import Carrier, persist_every
 from raysweep.trial.capture import SIDE_RUNS_ENV, Reporter, ReportFn
 from raysweep.values import plain
 from raysweep.trial.child import attempt_mark, run_child
@@ -185,6 +186,7 @@ class _Launch:
     report: ReportFn | None
     driver_node: str | None = None
     mark: str | None = None  # the driver's RAYSWEEP_MARK prefix (`raysweep.trial.reaper`)
+    carry_every: float | None = None  # run folders carried through Ray's storage (`raysweep.trial.carry`)
 
 
 class Courier(io.RawIOBase):
@@ -245,7 +247,7 @@ def _node_id() -> str | None:
 def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str], kill_grace: float, *,
                       runs_dir: str | os.PathLike[str] | None = None, run_timeout: float | None = None,
                       echo_to: Any = None, wandb_dir: str | None = None,
-                      report: ReportFn | None = None, mark: str | None = None,
+                      report: ReportFn | None = None, mark: str | None = None, carry_files: bool = False,
                       ) -> Callable[[dict[str, Any]], None]:
     """A Ray function trainable that runs `spec`'s program once per trial, like ``wandb agent``.
 
@@ -254,6 +256,8 @@ def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str
     is `wandb_dir`, else the environment's, else `cwd`, as with the agent.
     `report` defaults to `raysweep.trial.session.report_row`; `mark` is the
     driver's mark, which every program it starts carries (its watchdog ends them).
+    `carry_files` (``--storage``): each attempt's ``wandb.run.dir`` is a folder
+    on its node, carried to the next attempt through Ray's storage (`raysweep.trial.carry`).
     """
     cwd = os.path.abspath(cwd)
     launch = _Launch(
@@ -262,7 +266,7 @@ def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str
         project=spec.project, entity=spec.entity, sweep_id=sweep_id, cwd=cwd, kill_grace=kill_grace,
         runs_dir=os.path.abspath(runs_dir) if runs_dir else None, run_timeout=run_timeout, echo_to=echo_to,
         wandb_dir=os.path.abspath(wandb_dir or os.environ.get("WANDB_DIR") or cwd), report=report,
-        driver_node=_node_id(), mark=mark)
+        driver_node=_node_id(), mark=mark, carry_every=persist_every() if carry_files else None)
 
     def trainable(config: dict[str, Any]) -> None:
         _run_trial(launch, config)
@@ -293,10 +297,16 @@ def _run_trial(launch: _Launch, config: dict[str, Any]) -> None:
                             environ=env, **ids)
     report = launch.report or report_row
     remote = launch.runs_dir is not None and launch.driver_node not in (None, _node_id())
+    carrier = None
+    if launch.carry_every is not None:  # the run log's copy of the run, where this node sees it
+        here = Path(launch.runs_dir, run_id) if launch.runs_dir and os.path.isdir(launch.runs_dir) else None
+        carrier = Carrier.begin(launch.wandb_dir, here, run_id, report, launch.carry_every)
+        env.update(carrier.attempt.environ())
+        report = carrier.report
     env[SIDE_RUNS_ENV] = side_runs_folder(launch, run_id, remote)
     courier = Courier(report) if remote else None
     output = Path(launch.runs_dir, run_id, "output.log") if launch.runs_dir and not remote else courier
-    if launch.runs_dir and not remote:  # the run's folder and steps so far are in the run log here
+    if launch.runs_dir and not remote and carrier is None:  # the run's folder and steps so far are in the run log
         env.update(attempt.begin(Path(launch.runs_dir, run_id)).environ())
     echo = Sender(launch.echo_to, run_id) if launch.echo_to is not None else None
     # A node that did not get the launch directory (a job's working_dir) runs in its own copy.
@@ -308,6 +318,8 @@ def _run_trial(launch: _Launch, config: dict[str, Any]) -> None:
     finally:
         if echo is not None:
             echo.flush()
+    if carrier is not None:
+        carrier.finish()
     if courier:
         courier.send()
     ended.check()
