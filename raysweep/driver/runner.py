@@ -116,12 +116,14 @@ def _make_trainable(spec: SweepSpec, log: RunLog, train_fn: TrainFn | None,
     """The function each trial runs: the user's `train` or the sweep's program (`echo_to`: --verbose)."""
     if train_fn is not None:
         return function_trainable(train_fn, str(log.path / "runs"), log.sweep_id)
-    from raysweep.trial import program
+    from raysweep.trial import carry, program
 
+    carried = None if settings.storage is None else carry.recorded_checkpoints(
+        log.run_dir(run_id_for(log.sweep_id, trial_id)) for trial_id in log.cut_off_runs())
     return program.program_trainable(
         spec, log.sweep_id, cwd=Path.cwd(), runs_dir=log.path / "runs",
         kill_grace=settings.kill_grace, run_timeout=settings.run_timeout,
-        echo_to=echo_to, mark=mark, carry_files=settings.storage is not None)
+        echo_to=echo_to, mark=mark, carried=carried)
 
 
 def _tuner(spec: SweepSpec, log: RunLog, trainable: Callable[[dict[str, Any]], None],

@@ -55,11 +55,15 @@ def begin(run_dir: str | os.PathLike[str]) -> Attempt:
     files.mkdir(parents=True, exist_ok=True)
     if not resumed:
         return Attempt(files, False, 0)
+    return Attempt(files, True, last_step(run_dir) + 1, last_checkpoint(run_dir))
+
+
+def last_checkpoint(run_dir: Path) -> str | None:
+    """Where the run's last Ray checkpoint is, as the driver recorded it (None: none)."""
     try:
-        checkpoint = json.loads((run_dir / CHECKPOINT).read_text()).get("uri")
+        return json.loads((run_dir / CHECKPOINT).read_text()).get("uri")
     except (OSError, ValueError, AttributeError):
-        checkpoint = None
-    return Attempt(files, True, last_step(run_dir) + 1, checkpoint)
+        return None
 
 
 def last_step(run_dir: Path) -> int:

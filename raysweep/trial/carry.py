@@ -34,7 +34,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,14 +101,20 @@ class Carrier:
 
     @classmethod
     def begin(cls, wandb_dir: str, run_dir: Path | None, run_id: str, report: Callable[..., None],
-              every: float) -> Carrier:
-        """Restore the run's last persisted folder (if any) into a new folder; `run_dir`: the run log's, if here."""
+              every: float, recorded: str | None = None) -> Carrier:
+        """Restore the run's last persisted folder (if any) into a new folder of this attempt.
+
+        `run_dir` is the run's folder in the run log when this node sees it;
+        `recorded` is the checkpoint the run log named when the driver started
+        (for a node that does not see it).
+        """
         from ray import tune
 
         earlier = attempt.begin(run_dir) if run_dir is not None else None
+        uri = earlier.checkpoint if earlier is not None else recorded
         checkpoint = tune.get_checkpoint()  # Ray's retry of a lost or requeued run
-        if checkpoint is None and earlier is not None and earlier.checkpoint:
-            checkpoint = tune.Checkpoint(earlier.checkpoint)  # a run restarted by a later driver
+        if checkpoint is None and uri:
+            checkpoint = tune.Checkpoint(uri)  # a run restarted by a later driver
         root = new_folder(wandb_dir, run_id)
         carried = None
         if checkpoint is not None:
@@ -151,6 +157,11 @@ class Carrier:
 
         (self.root / STATE).write_text(json.dumps({"next_step": self.next_step}))
         return tune.Checkpoint(str(self.root))  # a local folder, as `Checkpoint.from_directory` makes
+
+
+def recorded_checkpoints(run_dirs: Iterable[Path]) -> dict[str, str]:
+    """Run id → its last checkpoint, as the run log records them, for runs (`run_dirs`) that may run again."""
+    return {run_dir.name: uri for run_dir in run_dirs if (uri := attempt.last_checkpoint(run_dir))}
 
 
 def _next_step(root: Path) -> int | None:

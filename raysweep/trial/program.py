@@ -187,6 +187,7 @@ class _Launch:
     driver_node: str | None = None
     mark: str | None = None  # the driver's RAYSWEEP_MARK prefix (`raysweep.trial.reaper`)
     carry_every: float | None = None  # run folders carried through Ray's storage (`raysweep.trial.carry`)
+    carried: Mapping[str, str] | None = None  # run id → last checkpoint, of runs this driver may restart
 
 
 class Courier(io.RawIOBase):
@@ -247,8 +248,8 @@ def _node_id() -> str | None:
 def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str], kill_grace: float, *,
                       runs_dir: str | os.PathLike[str] | None = None, run_timeout: float | None = None,
                       echo_to: Any = None, wandb_dir: str | None = None,
-                      report: ReportFn | None = None, mark: str | None = None, carry_files: bool = False,
-                      ) -> Callable[[dict[str, Any]], None]:
+                      report: ReportFn | None = None, mark: str | None = None,
+                      carried: Mapping[str, str] | None = None) -> Callable[[dict[str, Any]], None]:
     """A Ray function trainable that runs `spec`'s program once per trial, like ``wandb agent``.
 
     `cwd` is the launch directory (paths in the sweep file are relative to it);
@@ -256,8 +257,9 @@ def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str
     is `wandb_dir`, else the environment's, else `cwd`, as with the agent.
     `report` defaults to `raysweep.trial.session.report_row`; `mark` is the
     driver's mark, which every program it starts carries (its watchdog ends them).
-    `carry_files` (``--storage``): each attempt's ``wandb.run.dir`` is a folder
-    on its node, carried to the next attempt through Ray's storage (`raysweep.trial.carry`).
+    With `carried` (``--storage``: run id → last checkpoint, for the runs the
+    driver may restart) each attempt's ``wandb.run.dir`` is a folder on its
+    node, carried to the next attempt through Ray's storage (`raysweep.trial.carry`).
     """
     cwd = os.path.abspath(cwd)
     launch = _Launch(
@@ -266,7 +268,8 @@ def program_trainable(spec: SweepSpec, sweep_id: str, cwd: str | os.PathLike[str
         project=spec.project, entity=spec.entity, sweep_id=sweep_id, cwd=cwd, kill_grace=kill_grace,
         runs_dir=os.path.abspath(runs_dir) if runs_dir else None, run_timeout=run_timeout, echo_to=echo_to,
         wandb_dir=os.path.abspath(wandb_dir or os.environ.get("WANDB_DIR") or cwd), report=report,
-        driver_node=_node_id(), mark=mark, carry_every=persist_every() if carry_files else None)
+        driver_node=_node_id(), mark=mark, carry_every=None if carried is None else persist_every(),
+        carried=carried)
 
     def trainable(config: dict[str, Any]) -> None:
         _run_trial(launch, config)
@@ -300,7 +303,8 @@ def _run_trial(launch: _Launch, config: dict[str, Any]) -> None:
     carrier = None
     if launch.carry_every is not None:  # the run log's copy of the run, where this node sees it
         here = Path(launch.runs_dir, run_id) if launch.runs_dir and os.path.isdir(launch.runs_dir) else None
-        carrier = Carrier.begin(launch.wandb_dir, here, run_id, report, launch.carry_every)
+        carrier = Carrier.begin(launch.wandb_dir, here, run_id, report, launch.carry_every,
+                                (launch.carried or {}).get(run_id))
         env.update(carrier.attempt.environ())
         report = carrier.report
     env[SIDE_RUNS_ENV] = side_runs_folder(launch, run_id, remote)

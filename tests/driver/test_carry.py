@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from runlog_check import check_runlog
-from test_faults import PROGRAMS, pids_in
+from test_faults import PROGRAMS, driver, pids_in, run_log, wait_for
 from test_preemption import history, preempt_each_first_attempt
 
 from raysweep.driver.runner import Resources, run
@@ -102,3 +103,33 @@ def test_a_run_whose_worker_dies_goes_on_from_the_folder_persisted_with_its_step
     # The folder was persisted with a logged step, before the worker died: the retry starts after it.
     assert 0 < second[0]["epoch"] <= _epoch_in(before) + 1
     assert [row["epoch"] for row in second] == list(range(second[0]["epoch"], EPOCHS))
+
+
+@pytest.mark.integration
+def test_a_run_cut_off_by_a_driver_stop_resumes_in_a_later_driver_with_its_persisted_folder(
+        ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(EVERY_ENV, "0.1")  # read by the drivers below
+    pidfile = tmp_path / "pids"
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "carried", "method": "grid", "metric": {"name": "loss"}, "program": str(PROGRAMS / "preemptible.py"),
+        "parameters": {"mark": {"value": False}, "epochs": {"value": EPOCHS}, "ready": {"value": READY},
+                       "pidfile": {"value": str(pidfile)}}}))
+    storage = ["--storage", str(tmp_path / "storage")]
+    first = driver(["run", str(sweep), "--out", "out", *storage], tmp_path)
+    wait_for(lambda: pids_in(pidfile) or first.poll() is not None, what="the program's ready epochs")
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 128 + signal.SIGTERM, err
+    path = run_log(tmp_path / "out")
+    (run_id,) = check_runlog(path, complete=False).unended
+    again = driver(["run", "--resume", str(path), *storage], tmp_path)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    record = check_runlog(path).records[run_id]
+    assert record["state"] == "finished" and record["attempts"] == 2
+    run_dir = path / "runs" / run_id
+    before, after = history(run_dir / "attempts" / "1" / "wandb-history.jsonl"), history(run_dir / "wandb-history.jsonl")
+    assert 0 < after[0]["epoch"] <= before[-1]["epoch"] + 1 and after[0]["resumed"]  # from the persisted folder
+    assert [row["epoch"] for row in after] == list(range(after[0]["epoch"], EPOCHS))
+    assert len(_folders(tmp_path / "wandb", run_id)) == 2

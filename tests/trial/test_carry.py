@@ -8,10 +8,12 @@ tests/driver/test_carry.py runs).  The folders and checkpoints are real.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 from raysweep.trial.attempt import Attempt
+from raysweep.trial.capture import ENV_FILES, ENV_RESUMED
 from raysweep.trial.carry import STATE, Carrier, new_folder
 
 
@@ -69,3 +71,28 @@ def test_each_attempt_gets_a_folder_of_its_own_named_as_wandb_names_a_runs(tmp_p
     folders = [new_folder(str(tmp_path), "abcd1234") for _ in range(3)]
     assert len(set(folders)) == 3 and all(f.is_dir() and f.parent == tmp_path / "wandb" for f in folders)
     assert all(f.name.startswith("run-") and "-abcd1234" in f.name for f in folders)
+
+
+def _begin(tmp_path: Path, recorded: str | None) -> Carrier:
+    with warnings.catch_warnings():  # outside a Ray trial Ray warns (once) that it has no checkpoint
+        warnings.simplefilter("ignore", UserWarning)
+        return Carrier.begin(str(tmp_path / "node"), None, "abcd1234", lambda *a, **kw: None, 30.0, recorded)
+
+
+def test_an_attempt_where_the_run_log_is_not_restores_the_folder_the_driver_found_recorded(tmp_path: Path) -> None:
+    persisted = tmp_path / "storage" / "checkpoint_000003"
+    (persisted / "files" / "sub").mkdir(parents=True)
+    (persisted / "files" / "sub" / "model.pt").write_text("epoch 6")
+    (persisted / STATE).write_text(json.dumps({"next_step": 7}))
+    carrier = _begin(tmp_path, str(persisted))
+    assert carrier.root.parent == tmp_path / "node" / "wandb"
+    assert (carrier.attempt.files / "sub" / "model.pt").read_text() == "epoch 6"
+    assert carrier.attempt.environ() == {ENV_FILES: str(carrier.attempt.files), ENV_RESUMED: "7",
+                                         "WANDB_RESUME": "allow"}
+    carrier.finish()  # as restored: nothing to persist
+
+
+def test_a_first_attempt_where_the_run_log_is_not_starts_empty_and_not_resumed(tmp_path: Path) -> None:
+    carrier = _begin(tmp_path, None)
+    assert carrier.attempt.environ() == {ENV_FILES: str(carrier.attempt.files)}
+    assert carrier.attempt.files.is_dir() and not any(carrier.attempt.files.iterdir())
