@@ -181,13 +181,19 @@ def _remove_under_a_run(cluster: Any, nodes: dict[str, Any], log_root: Path, rep
                 return
 
 
-def checkpoint_scenario(out: Path) -> dict[str, Any]:
-    """Function mode on two worker nodes; the node under a checkpointing run is removed mid-run."""
+def checkpoint_scenario(out: Path, program: bool = False) -> dict[str, Any]:
+    """Two worker nodes; the node under a checkpointing run is removed mid-run.
+
+    Function mode checkpoints through `raysweep.log`; with `program`, the
+    sweep's program (tests/programs/preemptible.py) saves each epoch in
+    ``wandb.run.dir``, carried through ``--storage`` with each logged step.
+    """
     import ray
     from ray.cluster_utils import Cluster
 
     import raysweep
     from raysweep.driver.runner import Resources
+    from raysweep.trial.carry import EVERY_ENV, SETTLE_S
 
     head = {"num_cpus": 0, "include_dashboard": False, "_system_config": HEALTH_CHECKS}
     cluster = Cluster(initialize_head=True, head_node_args=head)
@@ -195,12 +201,19 @@ def checkpoint_scenario(out: Path) -> dict[str, Any]:
     report: dict[str, Any] = {}
     remover = threading.Thread(target=_remove_under_a_run, args=(cluster, nodes, out, report), daemon=True)
     remover.start()
-    spec = {"name": "checkpoints", "method": "grid", "metric": {"name": "loss"},
-            "parameters": {"x": {"values": [0.25, 0.75]}}}
+    spec: dict[str, Any] = {"name": "checkpoints", "method": "grid", "metric": {"name": "loss"},
+                            "parameters": {"x": {"values": [0.25, 0.75]}}}
+    train, options = checkpointing_train, {}
+    if program:
+        spec = {**spec, "program": str(REPO / "tests" / "programs" / "preemptible.py"),
+                "parameters": {"mark": {"values": [True, False]}, "epochs": {"value": CKPT_EPOCHS},
+                               "sleep": {"value": 2 * SETTLE_S + 0.5}, "pidfile": {"value": str(out / "pids")}}}
+        train, options = None, {"storage": str(out / "storage")}
+        os.environ.update({"WANDB_DIR": str(out), EVERY_ENV: "0.1"})  # each attempt's folder: out/wandb/run-*
     try:
         cluster.add_node(num_cpus=1, node_ip_address="127.0.0.4")  # where the lost run goes on
-        result = raysweep.run(spec, checkpointing_train, address=cluster.address, out=out, progress=False,
-                              resources=Resources(cpus_per_trial=1))
+        result = raysweep.run(spec, train, address=cluster.address, out=out, progress=False,
+                              resources=Resources(cpus_per_trial=1), **options)
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -217,7 +230,10 @@ def main(argv: list[str]) -> None:
     ray_tmp = tempfile.mkdtemp(prefix="rsc", dir="/tmp")
     os.environ["RAY_TMPDIR"] = ray_tmp
     try:
-        report = (checkpoint_scenario if argv[0] == "checkpoint" else scenario)(Path(argv[1]))
+        if argv[0] in ("checkpoint", "carry"):
+            report = checkpoint_scenario(Path(argv[1]), program=argv[0] == "carry")
+        else:
+            report = scenario(Path(argv[1]))
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
     print(json.dumps(report), flush=True)

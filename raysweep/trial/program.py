@@ -322,6 +322,8 @@ def _run_trial(launch: _Launch, config: dict[str, Any]) -> None:
     finally:
         if echo is not None:
             echo.flush()
+        if carrier is not None:
+            carrier.stop()
     if carrier is not None:
         carrier.finish()
     if courier:

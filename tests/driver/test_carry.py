@@ -24,17 +24,22 @@ from test_faults import PROGRAMS, driver, pids_in, run_log, wait_for
 from test_preemption import history, preempt_each_first_attempt
 
 from raysweep.driver.runner import Resources, run
-from raysweep.trial.carry import EVERY_ENV, STATE
+from raysweep.trial.carry import EVERY_ENV, SETTLE_S, STATE
 
 EPOCHS, READY = 8, 3
+SLOW = 2 * SETTLE_S + 0.5  # seconds per epoch: the folder holds still long enough to be copied
 
 
 def _sweep(tmp_path: Path, killer: Any, every: float | None = None) -> tuple[dict[str, Any], Path]:
-    """One preemptible run with ``--storage``, `killer(pidfile, stop)` ending its first attempt; its record."""
+    """One preemptible run with ``--storage``, `killer(pidfile, stop)` ending its first attempt; its record.
+
+    With `every`, the folder is looked at that often, and the program's epochs
+    last long enough for it to hold still and be copied between two epochs.
+    """
     pidfile = tmp_path / "pids"
     spec = {"method": "grid", "metric": {"name": "loss"}, "program": str(PROGRAMS / "preemptible.py"),
             "parameters": {"mark": {"value": True}, "epochs": {"value": EPOCHS}, "ready": {"value": READY},
-                           "pidfile": {"value": str(pidfile)}}}
+                           "pidfile": {"value": str(pidfile)}, "sleep": {"value": SLOW if every else 0.3}}}
     stop = threading.Event()
     thread = threading.Thread(target=killer, args=(pidfile, stop))
     thread.start()
@@ -114,7 +119,7 @@ def test_a_run_cut_off_by_a_driver_stop_resumes_in_a_later_driver_with_its_persi
     sweep.write_text(yaml.safe_dump({
         "name": "carried", "method": "grid", "metric": {"name": "loss"}, "program": str(PROGRAMS / "preemptible.py"),
         "parameters": {"mark": {"value": False}, "epochs": {"value": EPOCHS}, "ready": {"value": READY},
-                       "pidfile": {"value": str(pidfile)}}}))
+                       "pidfile": {"value": str(pidfile)}, "sleep": {"value": SLOW}}}))
     storage = ["--storage", str(tmp_path / "storage")]
     first = driver(["run", str(sweep), "--out", "out", *storage], tmp_path)
     wait_for(lambda: pids_in(pidfile) or first.poll() is not None, what="the program's ready epochs")

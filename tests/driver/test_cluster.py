@@ -169,29 +169,51 @@ def test_cluster_yaml_passes_rays_autoscaler_validation() -> None:
     assert all("RAY_AUTH_MODE=token" in command for command in head + workers if "ray start" in command)
 
 
-@pytest.mark.integration
-def test_a_run_whose_node_is_removed_goes_on_from_its_last_checkpoint(tmp_path: Path) -> None:
-    """Function mode: `raysweep.log(..., checkpoint=)` each epoch; the node under a run is removed."""
+def _lost_run(kind: str, out: Path) -> tuple[dict[str, Any], Path]:
+    """Run the `kind` checkpoint scenario into `out`; the run whose node was removed, and its run folder."""
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_TMPDIR")}
-    proc = subprocess.run([sys.executable, str(SCENARIO), "checkpoint", str(tmp_path)], capture_output=True,
+    proc = subprocess.run([sys.executable, str(SCENARIO), kind, str(out)], capture_output=True,
                           text=True, timeout=240, env=env, cwd=REPO, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["removed"] and report["state"] == "finished"
     path = Path(report["log"])
-    checked = check_runlog(path)
-    lost = checked.records[report["run_on_removed"]]
+    lost = check_runlog(path).records[report["run_on_removed"]]
     assert lost["state"] == "finished" and lost["attempts"] == 2 and lost["node_ip"] != report["removed_node_ip"]
     run_dir = path / "runs" / lost["id"]
+    assert json.loads((run_dir / "wandb-metadata.json").read_text())["attempts"][0]["state"] == "crashed"
+    return lost, run_dir
+
+
+def _lost_and_next(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of the lost attempt and of the next one, from the whole run's history."""
     rows = [json.loads(line) for line in (run_dir / "wandb-history.jsonl").open()]  # both attempts'
     steps = [row["_step"] for row in rows]
     assert steps == list(range(len(steps)))  # the step sequence goes on: each step once
-    meta = json.loads((run_dir / "wandb-metadata.json").read_text())
-    assert meta["attempts"][0]["state"] == "crashed"
-    before, after = rows[:meta["attempts"][0]["last_step"] + 1], rows[meta["attempts"][0]["last_step"] + 1:]
+    last = json.loads((run_dir / "wandb-metadata.json").read_text())["attempts"][0]["last_step"]
+    return rows[:last + 1], rows[last + 1:]
+
+
+@pytest.mark.integration
+def test_a_run_whose_node_is_removed_goes_on_from_its_last_checkpoint(tmp_path: Path) -> None:
+    """Function mode: `raysweep.log(..., checkpoint=)` each epoch; the node under a run is removed."""
+    _, run_dir = _lost_run("checkpoint", tmp_path)
+    before, after = _lost_and_next(run_dir)
     assert len(before) >= CKPT_READY and {row["start_epoch"] for row in before} == {0}
     assert after[0]["start_epoch"] > 0 and after[0]["epoch"] == after[0]["start_epoch"]  # from its checkpoint
     assert [row["epoch"] for row in after][-1] == CKPT_EPOCHS - 1
+
+
+@pytest.mark.integration
+def test_a_program_run_whose_node_is_removed_goes_on_with_the_folder_it_saved_there(tmp_path: Path) -> None:
+    """Program mode with --storage: the program saves each epoch in `wandb.run.dir`; its node is removed."""
+    lost, run_dir = _lost_run("carry", tmp_path)
+    before, after = _lost_and_next(run_dir)
+    assert len(before) >= CKPT_READY and not any(row["resumed"] for row in before)
+    # The next attempt, on another node and in another folder, found the epoch saved on the lost node.
+    assert 0 < after[0]["epoch"] <= before[-1]["epoch"] + 1 and all(row["resumed"] for row in after)
+    assert [row["epoch"] for row in after] == list(range(after[0]["epoch"], CKPT_EPOCHS))
+    assert len(list((tmp_path / "wandb").glob(f"run-*-{lost['id']}*"))) == 2
 
 
 @pytest.mark.skipif(importlib.util.find_spec("grpc") is not None, reason="Ray Client is installed here")
