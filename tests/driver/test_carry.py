@@ -58,6 +58,14 @@ def _sweep(tmp_path: Path, killer: Any, every: float | None = None) -> tuple[dic
     return {**record, "dir": result.path / "runs" / record["id"]}, tmp_path / "wandb"
 
 
+def attempts(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of the run's first attempt and of its second, from the whole run's history (each step once)."""
+    rows = history(run_dir / "wandb-history.jsonl")
+    assert [row["_step"] for row in rows] == list(range(len(rows)))
+    last = json.loads((run_dir / "wandb-metadata.json").read_text())["attempts"][0]["last_step"]
+    return rows[:last + 1], rows[last + 1:]
+
+
 def _folders(wandb_dir: Path, run_id: str) -> list[Path]:
     """Each attempt's own folder, in the order the attempts began."""
     return sorted(wandb_dir.glob(f"run-*-{run_id}*"))  # run-<time>-<id>, then run-<time>-<id>-2...
@@ -72,8 +80,7 @@ def test_a_requeued_run_finds_the_files_its_last_attempt_saved_in_another_folder
                                                                                  tmp_path: Path) -> None:
     record, wandb_dir = _sweep(tmp_path, lambda pidfile, stop: preempt_each_first_attempt(pidfile, 1, stop))
     assert record["state"] == "finished" and record["attempts"] == 2
-    first, second = history(record["dir"] / "attempts" / "1" / "wandb-history.jsonl"), \
-        history(record["dir"] / "wandb-history.jsonl")
+    first, second = attempts(record["dir"])
     assert [row["epoch"] for row in first + second] == list(range(EPOCHS))  # epochs go on from the carried file
     assert second[0]["epoch"] > 0 and all(row["resumed"] for row in second)
     assert [row["_step"] for row in first + second] == list(range(EPOCHS))
@@ -101,8 +108,7 @@ def test_a_run_whose_worker_dies_goes_on_from_the_folder_persisted_with_its_step
     record, wandb_dir = _sweep(tmp_path, killer, every=0.1)
     meta = json.loads((record["dir"] / "wandb-metadata.json").read_text())
     assert record["state"] == "finished" and meta["attempts"][0]["state"] == "crashed"
-    first, second = history(record["dir"] / "attempts" / "1" / "wandb-history.jsonl"), \
-        history(record["dir"] / "wandb-history.jsonl")
+    first, second = attempts(record["dir"])
     before, _ = _folders(wandb_dir, record["id"])
     assert len(first) >= READY
     # The folder was persisted with a logged step, before the worker died: the retry starts after it.
@@ -134,7 +140,7 @@ def test_a_run_cut_off_by_a_driver_stop_resumes_in_a_later_driver_with_its_persi
     record = check_runlog(path).records[run_id]
     assert record["state"] == "finished" and record["attempts"] == 2
     run_dir = path / "runs" / run_id
-    before, after = history(run_dir / "attempts" / "1" / "wandb-history.jsonl"), history(run_dir / "wandb-history.jsonl")
+    before, after = attempts(run_dir)
     assert 0 < after[0]["epoch"] <= before[-1]["epoch"] + 1 and after[0]["resumed"]  # from the persisted folder
     assert [row["epoch"] for row in after] == list(range(after[0]["epoch"], EPOCHS))
     assert len(_folders(tmp_path / "wandb", run_id)) == 2

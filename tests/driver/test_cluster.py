@@ -20,6 +20,7 @@ import pytest
 import yaml
 from cluster_scenario import CKPT_EPOCHS, CKPT_READY, EPOCHS, RUNS, WORKERS
 from runlog_check import check_runlog
+from test_carry import attempts
 
 import raysweep
 from raysweep.cli import build_parser
@@ -185,20 +186,11 @@ def _lost_run(kind: str, out: Path) -> tuple[dict[str, Any], Path]:
     return lost, run_dir
 
 
-def _lost_and_next(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The rows of the lost attempt and of the next one, from the whole run's history."""
-    rows = [json.loads(line) for line in (run_dir / "wandb-history.jsonl").open()]  # both attempts'
-    steps = [row["_step"] for row in rows]
-    assert steps == list(range(len(steps)))  # the step sequence goes on: each step once
-    last = json.loads((run_dir / "wandb-metadata.json").read_text())["attempts"][0]["last_step"]
-    return rows[:last + 1], rows[last + 1:]
-
-
 @pytest.mark.integration
 def test_a_run_whose_node_is_removed_goes_on_from_its_last_checkpoint(tmp_path: Path) -> None:
     """Function mode: `raysweep.log(..., checkpoint=)` each epoch; the node under a run is removed."""
     _, run_dir = _lost_run("checkpoint", tmp_path)
-    before, after = _lost_and_next(run_dir)
+    before, after = attempts(run_dir)
     assert len(before) >= CKPT_READY and {row["start_epoch"] for row in before} == {0}
     assert after[0]["start_epoch"] > 0 and after[0]["epoch"] == after[0]["start_epoch"]  # from its checkpoint
     assert [row["epoch"] for row in after][-1] == CKPT_EPOCHS - 1
@@ -208,7 +200,7 @@ def test_a_run_whose_node_is_removed_goes_on_from_its_last_checkpoint(tmp_path: 
 def test_a_program_run_whose_node_is_removed_goes_on_with_the_folder_it_saved_there(tmp_path: Path) -> None:
     """Program mode with --storage: the program saves each epoch in `wandb.run.dir`; its node is removed."""
     lost, run_dir = _lost_run("carry", tmp_path)
-    before, after = _lost_and_next(run_dir)
+    before, after = attempts(run_dir)
     assert len(before) >= CKPT_READY and not any(row["resumed"] for row in before)
     # The next attempt, on another node and in another folder, found the epoch saved on the lost node.
     assert 0 < after[0]["epoch"] <= before[-1]["epoch"] + 1 and all(row["resumed"] for row in after)
