@@ -350,8 +350,9 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
 
     def _catch_up(self, tune_controller: Any, judging: str | None = None) -> None:
         """Take in the rung values other drivers published since the last look, and re-judge
-        this driver's running trials (but `judging`, whose new value is judged next) at each
-        rung they moved.  Its own values come back too, and change nothing."""
+        this driver's running trials at each rung they moved (`judging`, whose result Ray is
+        handing over, is only marked: the answer to that result stops it).  Its own values
+        come back too, and change nothing."""
         if self._shared is None:
             return
         moved: set[int] = set()
@@ -362,15 +363,17 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
                 moved.add(rung)
         if tune_controller is not None:
             for rung in sorted(moved):
-                self._rejudge_others(rung, judging, tune_controller)
+                self._rejudge_others(rung, None, tune_controller, judging)
 
-    def _rejudge_others(self, rung: int, moved_by: str | None, tune_controller: Any) -> None:
+    def _rejudge_others(self, rung: int, moved_by: str | None, tune_controller: Any,
+                        judging: str | None = None) -> None:
         """Stop, through Ray's controller, the running trials the new cut at `rung` puts below it."""
         for trial_id, other in list(self._progress.items()):
             if trial_id != moved_by and other.rung == rung and trial_id not in self._stopped_at \
                     and self._bracket.stops(other):
                 self._mark_stopped(other)
-                tune_controller.stop_trial(other.trial)
+                if trial_id != judging:
+                    tune_controller.stop_trial(other.trial)
 
     def _mark_stopped(self, progress: _Progress) -> None:
         """Remember the rung whose cut stopped the trial (the run log's ``stopped_at_rung``)."""

@@ -625,3 +625,20 @@ def test_a_run_restarted_by_another_driver_counts_once_with_its_new_values(
         for ledger in ledgers.values():
             ledger.leave()
 
+
+def test_a_result_is_judged_after_the_other_drivers_values_are_taken_in(tmp_path: Path) -> None:
+    """Driver a's run logs 3 at the only rung (alone there: it goes on); driver b's runs log 1 and 2
+    there (cut 2).  a's next result, before a's controller took a step, is answered STOP at rung 1."""
+    ledgers = [Ledger.join(tmp_path, "swpnext") for _ in range(2)]
+    try:
+        a, b = (_scheduler([1], eta=2, shared=ledger) for ledger in ledgers)
+        slow = _add(a, "slow")
+        assert a.on_trial_result(None, slow, {"loss": 3.0}) == TrialScheduler.CONTINUE
+        for name, value in (("b1", 1.0), ("b2", 2.0)):
+            assert b.on_trial_result(None, _add(b, name), {"loss": value}) == TrialScheduler.CONTINUE
+        controller = _Controller(a, {"slow": 1}, {})
+        assert a.on_trial_result(controller, slow, {"loss": 0.5}) == TrialScheduler.STOP
+        assert a.stopped_at_rung("slow") == 1 and controller.stopped == {}  # Ray stops it on that answer
+    finally:
+        for ledger in ledgers:
+            ledger.leave()
