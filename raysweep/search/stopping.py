@@ -367,7 +367,8 @@ class WandbHyperbandScheduler(AsyncHyperBandScheduler):
 
     def _rejudge_others(self, rung: int, moved_by: str | None, tune_controller: Any,
                         judging: str | None = None) -> None:
-        """Stop, through Ray's controller, the running trials the new cut at `rung` puts below it."""
+        """Stop, through Ray's controller, the running trials (but `moved_by`) the new cut at `rung`
+        puts below it; `judging` is only marked stopped, Ray stopping it on the answer to its result."""
         for trial_id, other in list(self._progress.items()):
             if trial_id != moved_by and other.rung == rung and trial_id not in self._stopped_at \
                     and self._bracket.stops(other):
