@@ -7,7 +7,6 @@ traceback, and the command exits with status 2 before anything starts.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import signal
 import sys
@@ -16,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from raysweep.driver.settings import DEFAULT_OUT, Resources, Settings
+from raysweep.driver.settings import DEFAULT_OUT, FunctionTarget, Resources, Settings
 from raysweep.errors import RaysweepError
 
 EXIT_USAGE = 2
@@ -120,19 +119,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import_function(target: str) -> Callable[..., Any]:
-    """`module:function` from the current directory (sent to Ray workers by value)."""
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise RaysweepError(f"--function {target}: write it as module:function, e.g. train:main")
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise RaysweepError(f"--function {target}: cannot import {module_name}: {exc}") from exc
-    if not callable(getattr(module, attr, None)):
-        raise RaysweepError(f"--function {target}: {module_name} has no function {attr}")
-    return getattr(module, attr)
+def _function(args: argparse.Namespace) -> FunctionTarget | None:
+    """`--function module:function`, from the current directory; it must import before Ray starts."""
+    if not args.function:
+        return None
+    target = FunctionTarget.parse(args.function)
+    target.load()
+    return target
 
 
 def _resources(args: argparse.Namespace) -> Resources | None:
@@ -195,7 +188,7 @@ def _quiet_ray(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.sweep and not args.resume:
         raise RaysweepError("run: give a sweep file, or --resume DIR")
-    train_fn = _import_function(args.function) if args.function else None
+    function = _function(args)
     sweep = _load(args.sweep) if args.sweep else None
     if args.resume:
         from raysweep.runlog.log import RunLog
@@ -204,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _quiet_ray(args)
     from raysweep.driver.runner import run  # imports Ray Tune and the searchers: seconds, so after the checks
 
-    result = run(sweep, train_fn, resume=args.resume, **_run_kwargs(args))
+    result = run(sweep, resume=args.resume, function=function, **_run_kwargs(args))
     return _finish(result, args)
 
 
@@ -229,9 +222,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_agent(args: argparse.Namespace) -> int:
     from raysweep.driver.notebook import agent
 
-    train_fn = _import_function(args.function) if args.function else None
+    function = _function(args)
     _quiet_ray(args)
-    return _finish(agent(args.sweep_id, function=train_fn, **_run_kwargs(args)), args)
+    return _finish(agent(args.sweep_id, function=function, **_run_kwargs(args)), args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

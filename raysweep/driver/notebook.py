@@ -28,7 +28,7 @@ from raysweep.errors import RaysweepError
 from raysweep.names import check_id, new_sweep_id, run_id_for
 from raysweep.runlog.log import RunLog
 from raysweep.driver.runner import SweepResult, run, ship_by_value
-from raysweep.driver.settings import DEFAULT_OUT
+from raysweep.driver.settings import DEFAULT_OUT, FunctionTarget, launched_function
 from raysweep.spec.load import SweepSpec, load_spec
 from raysweep.trial.session import start_attempt
 
@@ -92,17 +92,24 @@ def wandb_function_trainable(function: Callable[..., Any], sweep_id: str,
     return trainable
 
 
-def agent(sweep_id: str, function: Callable[..., Any] | None = None, count: int | None = None, *,
-          out: str | os.PathLike[str] | None = None, entity: str | None = None,
-          project: str | None = None, **options: Any) -> SweepResult:
+def agent(sweep_id: str, function: Callable[..., Any] | FunctionTarget | None = None,
+          count: int | None = None, *, out: str | os.PathLike[str] | None = None,
+          entity: str | None = None, project: str | None = None, **options: Any) -> SweepResult:
     """Run up to `count` runs of the sweep `sweep_id`, like `wandb.agent`.
 
-    Without `function` the sweep's own ``program``/``command`` runs. Other
-    keyword arguments are those of `raysweep.run` (resources, seed, address...);
-    `entity` and `project`, as in `sweep`, are accepted and unused.
+    `function` is the function to run, or its `FunctionTarget` (``raysweep
+    agent --function``, recorded in sweep.json).  Without it, the function an
+    earlier driver of the sweep ran by name runs again, else the sweep's own
+    ``program``/``command``.  Other keyword arguments are those of
+    `raysweep.run` (resources, seed, address...); `entity` and `project`, as
+    in `sweep`, are accepted and unused.
     """
     path = find_sweep(sweep_id, out)
-    trainable = wandb_function_trainable(function, sweep_id, str(path / "runs")) if function is not None else None
+    if function is None:
+        function = launched_function(RunLog.open(path).sweep_info())
+    target = function if isinstance(function, FunctionTarget) else None
+    train = function.load() if isinstance(function, FunctionTarget) else function
+    trainable = wandb_function_trainable(train, sweep_id, str(path / "runs")) if train is not None else None
     return run(load_spec(path / "sweep.yaml"), count=count, attach=path, trainable=trainable,
-               **options)
+               function=target, **options)
 

@@ -37,7 +37,7 @@ from raysweep.runlog.lease import Ledger
 from raysweep.runlog.log import RunLog, load
 from raysweep.trial.session import RetryOnlyLostRuns, errors_are_final, report_row, start_attempt
 from raysweep.spec.load import SweepSpec, load_spec
-from raysweep.driver.settings import DEFAULT_OUT, Resources, Settings
+from raysweep.driver.settings import DEFAULT_OUT, Resources, Settings, function_record, launched_function
 from raysweep.driver.storage import experiment_location
 
 TrainFn = Callable[..., Any]
@@ -247,7 +247,9 @@ def run(
         trainable: a ready Ray trainable, instead of `train_fn` or the program.
         **options: the other `Settings` fields (verbose, progress, max_failures,
             run_timeout, kill_grace, storage: where Ray keeps its experiment state,
-            a path or ``s3://``/``gs://`` URI, default the run log).
+            a path or ``s3://``/``gs://`` URI, default the run log; function: a
+            `FunctionTarget` to run when `train_fn` is not given, whose name
+            sweep.json keeps for ``resume=``).
 
     Returns:
         A `SweepResult` with the run log path and one DataFrame row per run.
@@ -259,7 +261,10 @@ def run(
     if resume is not None:  # the stopped driver's count, seed and resources, before they are checked
         log = RunLog.open(Path(resume))
         settings = as_launched(settings, log.sweep_info(), len(log.finished_runs()),
-                               resources_given=resources is not None)
+                               resources_given=resources is not None,
+                               function_given=train_fn is not None or trainable is not None)
+    if train_fn is None and trainable is None and settings.function is not None:
+        train_fn = settings.function.load()
     info = cluster.connect(address)
     if settings.progress:
         progress.announce(f"{info.describe()}; {settings.resources.describe(info)}")
@@ -329,7 +334,7 @@ def _shared_sweep(spec: SweepSpec, log: RunLog, ledger: Ledger, trainable: Calla
             resumed=resumed)
         searcher.shared = ledger
     log.update_sweep(planned_runs=None if budget is None else len(ended) + budget, seed=settings.seed,
-                     resources=asdict(settings.resources))
+                     resources=asdict(settings.resources), function=function_record(settings.function, programs))
     if budget == 0:
         log.finish("finished")
         return SweepResult(log.path, spec, "finished", load(log.path))
@@ -343,11 +348,13 @@ def _shared_sweep(spec: SweepSpec, log: RunLog, ledger: Ledger, trainable: Calla
 
 
 def as_launched(settings: Settings, launched: Mapping[str, Any], ended: int, *,
-                resources_given: bool) -> Settings:
-    """`settings` for completing a sweep: its planned run count, seed and resources, unless given.
+                resources_given: bool, function_given: bool = False) -> Settings:
+    """`settings` for completing a sweep: its planned run count, seed, resources and function, unless given.
 
     A resumed driver runs what the stopped one had left: its planned total
-    less the runs that have ended (the cut-off runs it restarts count in it).
+    less the runs that have ended (the cut-off runs it restarts count in it),
+    with the function it ran, by the name sweep.json recorded
+    (`raysweep.driver.settings.launched_function`).
     """
     planned = launched.get("planned_runs")
     count = settings.count if settings.count is not None or planned is None else max(0, planned - ended)
@@ -355,7 +362,10 @@ def as_launched(settings: Settings, launched: Mapping[str, Any], ended: int, *,
     resources = settings.resources
     if not resources_given and launched.get("resources"):
         resources = Resources(**launched["resources"])
-    return replace(settings, count=count, seed=seed, resources=resources)
+    function = settings.function
+    if function is None and not function_given:
+        function = launched_function(launched)
+    return replace(settings, count=count, seed=seed, resources=resources, function=function)
 
 
 def searcher_seed(seed: int | None, runs_so_far: int, ordinal: int = 0) -> int | None:

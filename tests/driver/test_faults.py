@@ -533,3 +533,86 @@ def test_a_real_full_disk_stops_the_sweep_and_resume_completes_it(ray_session: N
     assert {r["state"] for r in finished.records.values()} == {"finished"}
     for run_id, record in stopped.records.items():
         assert finished.records[run_id] == record
+
+
+# --- a function-mode sweep resumed without being told its function -----------------------
+
+SLOW_TRAIN = '''
+import time
+
+import raysweep
+
+
+def train(config):
+    for step in range(4):
+        time.sleep(0.3)
+        raysweep.log({"loss": config["x"] + 1.0 / (step + 1)})
+'''
+
+
+def grid_file(tmp_path: Path, name: str) -> Path:
+    """A grid over `GRID` with no program: a sweep for a function."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "method": "grid", "metric": {"name": "loss"},
+                                    "parameters": {"x": {"values": GRID}}}))
+    return path
+
+
+@pytest.mark.integration
+def test_a_function_sweep_resumes_from_anywhere_with_the_function_it_was_started_with(
+        ray_session: None, tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "slow_train.py").write_text(SLOW_TRAIN)
+    child = driver(["run", str(grid_file(tmp_path, "named")), "--function", "slow_train:train",
+                    "--out", str(tmp_path / "out"), "--max-concurrent", "1"], code)
+    wait_for(lambda: ended_runs(tmp_path / "out") or child.poll() is not None, what="a run to end")
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 128 + signal.SIGTERM, err
+    path = run_log(tmp_path / "out")
+    stopped = check_runlog(path, complete=False)
+    assert stopped.sweep["state"] == "cancelled" and 0 < len(stopped.records) < len(GRID)
+    assert stopped.sweep["function"] == {"target": "slow_train:train", "directory": str(code)}
+    (code / "slow_train.py").rename(code / "elsewhere.py")  # the recorded name no longer imports
+    refused = driver(["run", "--resume", str(path)], tmp_path)
+    _, err = refused.communicate(timeout=120)
+    assert refused.returncode == 2
+    assert err.startswith(f"raysweep run: error: the sweep's function slow_train:train (recorded in "
+                          f"sweep.json, imported from {code}) no longer imports: cannot import slow_train")
+    assert "pass --function module:function" in err and "Traceback" not in err
+    assert check_runlog(path, complete=False).sweep == stopped.sweep  # nothing ran, nothing changed
+    (code / "elsewhere.py").rename(code / "slow_train.py")
+    finished = resume(path, tmp_path)  # another directory, no --function: the recorded one runs
+    assert_grid_ran_once(finished, stopped.records)
+    assert finished.sweep["function"] == stopped.sweep["function"]
+
+
+def train_in_python(config: Any) -> None:
+    raysweep.log({"loss": config.x})
+
+
+@pytest.mark.integration
+def test_a_sweep_of_a_function_given_in_python_asks_for_it_and_then_remembers_its_name(
+        ray_session: None, tmp_path: Path) -> None:
+    sweep_id = raysweep.sweep(str(grid_file(tmp_path, "notebook")), out=tmp_path / "out")
+    raysweep.agent(sweep_id, function=train_in_python, count=1, out=tmp_path / "out", progress=False)
+    path = run_log(tmp_path / "out")
+    assert RunLog.open(path).sweep_info()["function"] == {"target": None, "directory": None}
+    for args in (["run", "--resume", str(path)], ["agent", sweep_id, "--out", "out"]):
+        refused = driver(args, tmp_path)
+        _, err = refused.communicate(timeout=120)
+        assert refused.returncode == 2, err
+        assert err.startswith(f"raysweep {args[0]}: error: this sweep ran a function handed over in Python")
+        assert "give it again, as --function module:function" in err and "Traceback" not in err
+    (tmp_path / "named.py").write_text("import raysweep\n\n\ndef train(config):\n"
+                                       "    raysweep.log({'loss': config['x']})\n")
+    named = driver(["run", "--resume", str(path), "--function", "named:train"], tmp_path)
+    _, err = named.communicate(timeout=120)
+    assert named.returncode == 0, err
+    assert RunLog.open(path).sweep_info()["function"] == {"target": "named:train", "directory": str(tmp_path)}
+    later = driver(["agent", sweep_id, "--out", "out", "--count", "1"], tmp_path)  # no --function
+    _, err = later.communicate(timeout=120)
+    assert later.returncode == 0, err
+    checked = check_runlog(path)
+    assert len(checked.records) == 2 and {r["state"] for r in checked.records.values()} == {"finished"}

@@ -10,6 +10,8 @@ import pytest
 
 import raysweep
 from raysweep.driver.runner import Resources, Settings, as_launched, run, run_budget, searcher_seed
+from raysweep.driver.settings import UNNAMED, FunctionTarget, function_record
+from raysweep.errors import RaysweepError
 from raysweep.spec.load import load_spec
 from raysweep.search.stopping import hyperband_milestones
 
@@ -54,6 +56,32 @@ def test_a_resumed_driver_completes_what_the_stopped_one_planned():
     assert (given.count, given.seed, given.resources) == (2, 1, Resources(1.0))
     assert as_launched(Settings(), {"planned_runs": None}, ended=4, resources_given=False).count is None
     assert as_launched(Settings(), launched, ended=12, resources_given=False).count == 0
+
+
+def test_a_resumed_driver_runs_the_function_sweep_json_names_unless_given(tmp_path):
+    (tmp_path / "named_train.py").write_text("def main(config):\n    return {'loss': config['x']}\n")
+    launched = {"function": {"target": "named_train:main", "directory": str(tmp_path)}}
+    resumed = as_launched(Settings(), launched, ended=0, resources_given=False)
+    assert resumed.function == FunctionTarget("named_train:main", str(tmp_path))
+    assert resumed.function.load()({"x": 3}) == {"loss": 3}  # imported from where it was named
+    given = FunctionTarget.parse("json:dumps")
+    assert as_launched(Settings(function=given), launched, ended=0, resources_given=False).function == given
+    assert as_launched(Settings(), launched, ended=0, resources_given=False,
+                       function_given=True).function is None  # a function given in Python
+    assert as_launched(Settings(), {}, ended=0, resources_given=False).function is None  # the program
+
+
+def test_a_recorded_function_that_no_longer_imports_or_has_no_name_is_a_clear_error(tmp_path):
+    gone = {"function": {"target": "moved_away:main", "directory": str(tmp_path)}}
+    with pytest.raises(RaysweepError) as error:
+        as_launched(Settings(), gone, ended=0, resources_given=False).function.load()
+    assert str(error.value).startswith(f"the sweep's function moved_away:main (recorded in sweep.json, "
+                                       f"imported from {tmp_path}) no longer imports: cannot import moved_away")
+    assert str(error.value).endswith("pass --function module:function")
+    with pytest.raises(RaysweepError, match=r"^this sweep ran a function handed over in Python .* "
+                                            r"give it again, as --function module:function"):
+        as_launched(Settings(), {"function": UNNAMED}, ended=0, resources_given=False)
+    assert function_record(None, programs=True) is None and function_record(None, programs=False) == UNNAMED
 
 
 def test_later_drivers_of_a_seeded_sweep_draw_other_seeds():
