@@ -5,7 +5,8 @@ whole: sweep.json parses, every history line a run wrote parses, a run's
 history holds each step once, in order, across all its attempts (as a
 resumed W&B run's does), its metadata lists its earlier attempts with the
 steps each logged, and every run that started appears once in runs.jsonl
-with a final state.  rungs.jsonl, where the drivers of a Hyperband sweep
+with a final state and a runtime that counts each of its attempts (as a
+resumed W&B run's runtime does).  rungs.jsonl, where the drivers of a Hyperband sweep
 share their rung values, names only runs that started and agrees with where
 runs.jsonl says each run was stopped.  A sweep whose
 driver died or whose disk refused writes may leave runs without an end; the
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,18 @@ def _check_attempts(run_id: str, meta: dict[str, Any], steps: list[int]) -> None
         last = attempt["last_step"]
 
 
+def _seconds(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def attempts_seconds(meta: dict[str, Any]) -> float:
+    """How long an ended run's attempts ran, each from its start to its end, added up."""
+    spans = [(a["startedAt"], a["endedAt"]) for a in meta.get("attempts", [])]
+    spans.append((meta["attemptStartedAt"], meta["endedAt"]))
+    assert all(_seconds(start) <= _seconds(end) for start, end in spans), spans
+    return sum(_seconds(end) - _seconds(start) for start, end in spans)
+
+
 def check_runlog(path: Path, *, complete: bool = True) -> CheckedLog:
     """Assert the run log at `path` is whole; `complete=False` lets started runs lack an end.
 
@@ -124,6 +138,7 @@ def check_runlog(path: Path, *, complete: bool = True) -> CheckedLog:
         attempt, ended = meta.get("attempt", 1), meta.get("state") in RUN_STATES
         if ended and len(meta.get("attempts", [])) < attempt:  # its last attempt is the one recorded
             assert record["attempts"] == attempt, (run_id, record["attempts"], attempt)
+            assert record["runtime"] == meta["runtime"] >= attempts_seconds(meta) - 0.002, (run_id, meta)
     unended = frozenset(started - set(records))
     _check_rungs(path, records, started, torn_tail_ok=not complete)
     if complete:

@@ -32,8 +32,8 @@ from raysweep.values import plain
 from raysweep.errors import RunLogError
 from raysweep.names import check_id, new_sweep_id, run_id_for, run_name, slug
 from raysweep.runlog.rundir import (CONFIG, HISTORY, METADATA, OUTPUT, SUMMARY, OpenRun, best_entry,
-                             close_attempt, config_yaml, current_summary, load_run, metric_warning,
-                             now, run_record)
+                             attempts_runtime, close_attempt, config_yaml, current_summary, load_run,
+                             metric_warning, iso, now, run_record)
 from raysweep.trial.attempt import CHECKPOINT
 
 if TYPE_CHECKING:
@@ -139,10 +139,11 @@ class RunLog:
         run_dir = self.run_dir(run_id)
         prior = read_json(run_dir / METADATA)
         attempts = close_attempt(run_dir, prior) if prior else []
-        created = prior.get("startedAt") or now()
+        started = time.time()
+        created = prior.get("startedAt") or iso(started)
         meta = {**plain(metadata), "run_id": run_id, "name": name, "sweep_id": self.sweep_id,
                 "startedAt": created, "attempt": len(attempts) + 1,
-                "attemptStartedAt": now(), "attempts": attempts}
+                "attemptStartedAt": iso(started), "attempts": attempts}
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -150,7 +151,7 @@ class RunLog:
         values = plain(config)
         write_atomic(run_dir / CONFIG, config_yaml(values))
         write_atomic(run_dir / METADATA, dumps(meta))
-        run = OpenRun(name, created, time.time(), values, meta)
+        run = OpenRun(name, created, started, values, meta, runtime_before=attempts_runtime(attempts))
         if prior:
             rows = self.history(run_id)
             run.summary, run.nonfinite = current_summary(run_dir), self._nonfinite(rows)
@@ -160,6 +161,9 @@ class RunLog:
 
     def append_history(self, run_id: str, row: Mapping[str, Any]) -> None:
         """One history line (W&B ``_step``, ``_runtime``, ``_timestamp`` filled in if absent).
+
+        ``_runtime``, the attempt's clock where the row was logged, goes on from
+        the runtime of the run's earlier attempts, as a resumed W&B run's does.
 
         The history is the whole run's, each step once, in order.  An attempt
         whose first step is not after the run's last one could not know where
@@ -179,7 +183,9 @@ class RunLog:
         if line["_step"] <= run.last_step:
             self._ignore_step(run_id, run, line["_step"])
             return
-        line.setdefault("_runtime", stamp - run.started)
+        runtime = line.get("_runtime")
+        line["_runtime"] = run.runtime_before + (
+            runtime if isinstance(runtime, (int, float)) else stamp - run.started)
         line.setdefault("_timestamp", stamp)
         append_line(self.run_dir(run_id) / HISTORY, line)
         run.last_step = line["_step"]
@@ -240,10 +246,13 @@ class RunLog:
         if state not in RUN_STATES:
             raise ValueError(f"run state must be one of {RUN_STATES}, got {state!r}")
         run = self._run(run_id)
+        ended_at = time.time()
+        runtime = round(run.runtime(ended_at), 3)
         self._set_summary(run_id, run, {}, force=True)
-        run.metadata.update(state=state, endedAt=now(), error=error, exit_code=exit_code)
+        run.metadata.update(state=state, endedAt=iso(ended_at), error=error, exit_code=exit_code,
+                            runtime=runtime)
         write_atomic(self.run_dir(run_id) / METADATA, dumps(run.metadata))
-        ended = run_record(run_id, run, state, round(time.time() - run.started, 3),
+        ended = run_record(run_id, run, state, runtime,
                            early_stopped=early_stopped or stopped_at_rung is not None,
                            stopped_at_rung=stopped_at_rung, error=error, exit_code=exit_code,
                            warning=metric_warning(run, self._metric))

@@ -41,14 +41,16 @@ def history_row(result: Mapping[str, Any]) -> dict[str, Any]:
     """The W&B history row in a Ray result: what the run logged, with ``_step``.
 
     Rows from `raysweep.log` carry ``_step``/``_runtime``; a plain
-    ``ray.tune.report`` result gets ``training_iteration - 1`` and Ray's clock.
+    ``ray.tune.report`` result gets ``training_iteration - 1`` and Ray's clock
+    of this attempt (``time_since_restore``: the run log adds the earlier
+    attempts' runtime, which a restored trial's ``time_total_s`` partly holds).
     """
     row = {k: v for k, v in result.items()
            if k not in RAY_RESULT_KEYS and not k.startswith(META_KEY)}
     if "_step" not in row and "training_iteration" in result:
         row["_step"] = int(result["training_iteration"]) - 1
-    if "_runtime" not in row and "time_total_s" in result:
-        row["_runtime"] = result["time_total_s"]
+    if "_runtime" not in row and "time_since_restore" in result:
+        row["_runtime"] = result["time_since_restore"]
     return row
 
 

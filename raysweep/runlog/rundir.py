@@ -38,7 +38,12 @@ _INTERRUPTED = "interrupted: the sweep's driver stopped while this attempt was r
 
 def now() -> str:
     """This instant as the run log writes timestamps (ISO 8601, UTC, ``Z``)."""
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return iso(time.time())
+
+
+def iso(seconds: float) -> str:
+    """Seconds since the epoch as the run log writes timestamps."""
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def epoch(iso: str | None) -> float:
@@ -74,6 +79,12 @@ class OpenRun:
     last_step: int = -1  # the last ``_step`` of the run's history, all attempts (-1: none)
     ignored_steps: int = 0  # rows of this attempt left out: their step was not after the last
     step_shift: int | None = None  # added to this attempt's steps to follow the run's (None: no row yet)
+    runtime_before: float = 0.0  # seconds the run's earlier attempts ran, together (`attempts_runtime`)
+
+    def runtime(self, at: float) -> float:
+        """The run's runtime at `at` (epoch seconds): its earlier attempts' and this one's so far,
+        as a resumed W&B run counts it."""
+        return self.runtime_before + at - self.started
 
 
 def load_run(run_dir: Path) -> OpenRun:
@@ -85,7 +96,19 @@ def load_run(run_dir: Path) -> OpenRun:
     return OpenRun(meta.get("name", run_dir.name), meta.get("startedAt"),
                    epoch(meta.get("attemptStartedAt")), read_config(run_dir / CONFIG),
                    {**meta, "run_id": run_dir.name}, current_summary(run_dir),
-                   last_step=last_step(run_dir))
+                   last_step=last_step(run_dir),
+                   runtime_before=attempts_runtime(meta.get("attempts", [])[:meta.get("attempt", 1) - 1]))
+
+
+def attempts_runtime(attempts: list[dict[str, Any]]) -> float:
+    """Seconds the `attempts` (records of `close_attempt`) ran, together.
+
+    A resumed W&B run's clock starts at the runtime its earlier attempts
+    reached, not at zero, and leaves out the time between them; so does a
+    run's ``_runtime`` here (`OpenRun.runtime`).
+    """
+    return sum(max(0.0, epoch(a["endedAt"]) - epoch(a["startedAt"])) for a in attempts
+               if a.get("startedAt") and a.get("endedAt"))
 
 
 def current_summary(run_dir: Path) -> dict[str, Any]:
@@ -106,7 +129,8 @@ def close_attempt(run_dir: Path, prior: dict[str, Any]) -> list[dict[str, Any]]:
     """Record the run's last attempt as ended; the attempts so far, that one last.
 
     `prior` is the attempt's metadata; without a ``state`` the attempt never
-    ended (its driver was killed), and it is recorded as interrupted.  The
+    ended (its driver was killed), and it is recorded as interrupted, ended
+    when its files were last written (`last_written`).  The
     history stays where it is (the run's, all attempts): the attempt's entry
     names its steps, ``first_step`` to ``last_step`` (None when it logged
     none).  Its ``output.log`` moves to ``attempts/<n>/``, beside a copy of
@@ -129,13 +153,26 @@ def close_attempt(run_dir: Path, prior: dict[str, Any]) -> list[dict[str, Any]]:
     write_atomic(archive / SUMMARY, dumps(current_summary(run_dir)))
     ended = "state" in prior
     return [*attempts, {"attempt": number, "startedAt": prior.get("attemptStartedAt"),
-                        "endedAt": prior.get("endedAt") or now(),
+                        "endedAt": prior.get("endedAt") or last_written(run_dir, archive, prior),
                         "state": prior.get("state", "crashed"),
                         "error": prior.get("error") if ended else _INTERRUPTED,
                         "exit_code": prior.get("exit_code"),
                         "first_step": steps[0] if steps else None,
                         "last_step": steps[-1] if steps else None,
                         "files": f"{ATTEMPTS}/{number}"}]
+
+
+def last_written(run_dir: Path, archive: Path, prior: Mapping[str, Any]) -> str:
+    """When an attempt that never ended was last heard of: the last write of its files.
+
+    Not the instant it is closed: a resume may come hours later, and the
+    attempt's runtime (the run's, `attempts_runtime`) would count the wait.
+    """
+    paths = (run_dir / HISTORY, run_dir / SUMMARY, run_dir / METADATA, archive / OUTPUT)
+    stamps = [path.stat().st_mtime for path in paths if path.exists()]
+    if prior.get("attemptStartedAt"):
+        stamps.append(epoch(prior["attemptStartedAt"]))
+    return iso(max(stamps)) if stamps else now()
 
 
 def run_record(run_id: str, run: OpenRun, state: str, runtime: float | None,

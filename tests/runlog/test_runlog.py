@@ -34,7 +34,7 @@ from raysweep.names import check_id, new_id, new_sweep_id, run_id_for, run_name,
 from raysweep.values import plain
 from raysweep.runlog.recorder import RunLogCallback, history_row
 from raysweep.runlog.log import COLUMNS, RunLog, load
-from raysweep.runlog.rundir import best_record
+from raysweep.runlog.rundir import best_record, epoch
 from reference import run_reference
 from runlog_check import check_runlog
 
@@ -298,6 +298,33 @@ def test_a_retried_attempt_goes_on_with_the_runs_history_and_summary(tmp_path):
     assert {k: record["summary"][k] for k in ("loss", "acc", "best", "_step")} == {
         "loss": 5, "acc": 0.2, "best": 0, "_step": 4}
     assert log.history(run_id) == rows
+
+
+def test_a_resumed_runs_runtime_counts_its_attempts_and_not_the_wait_between(tmp_path):
+    log = new_log(tmp_path)
+    run_id = started(log)
+    time.sleep(0.3)
+    log.append_history(run_id, {"loss": 1.0, "_runtime": 0.3})  # the attempt's own clock
+    log.fail_attempt(run_id, "RayActorError: node died")
+    log.start_run(run_id, log.name_for(run_id), {"x": 1}, {})
+    time.sleep(0.2)
+    log.append_history(run_id, {"loss": 0.5, "_runtime": 0.2})
+    stopped = time.time()  # the driver is killed; --resume comes a while later
+    time.sleep(1.0)
+    resumed = RunLog.open(log.path)
+    resumed.start_run(run_id, resumed.name_for(run_id), {"x": 1}, {})
+    resumed.append_history(run_id, {"loss": 0.25})
+    resumed.end_run(run_id, "finished")
+    meta = json.loads((log.run_dir(run_id) / "wandb-metadata.json").read_text())
+    first, second = (epoch(a["endedAt"]) - epoch(a["startedAt"]) for a in meta["attempts"])
+    assert first >= 0.3 and 0.2 <= second < stopped + 0.05 - epoch(meta["attempts"][1]["startedAt"])
+    assert epoch(meta["attempts"][1]["endedAt"]) < stopped + 0.05  # its last write, not the resume
+    [record] = check_runlog(log.path).records.values()  # runtime >= every attempt's, added up
+    assert record["runtime"] == meta["runtime"] < first + second + 0.5  # not the second's wait
+    rows = log.history(run_id)
+    assert rows[0]["_runtime"] == 0.3 and rows[1]["_runtime"] == pytest.approx(first + 0.2)
+    assert first + second <= rows[2]["_runtime"] <= record["runtime"]  # goes on, as W&B's resumed run's
+    assert record["summary"]["_runtime"] == rows[2]["_runtime"]
 
 
 def test_an_attempt_that_counts_its_steps_from_zero_goes_on_after_the_runs_last_step(tmp_path):
