@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import yaml
 
 from raysweep.errors import RunLogError
 from raysweep.runlog.rundir import (CONFIG, HISTORY, METADATA, OUTPUT, SUMMARY, OpenRun, close_attempt,
-                                    config_yaml, current_summary, epoch, load_run, metric_warning, now,
+                                    config_yaml, current_summary, epoch, iso, load_run, metric_warning, now,
                                     read_config, run_record)
 
 
@@ -55,9 +57,12 @@ def test_close_attempt_keeps_the_history_and_records_each_attempts_steps(tmp_pat
     (tmp_path / HISTORY).write_text(history)
     (tmp_path / SUMMARY).write_text(json.dumps({"_step": 1, "loss": 2, "best": 2}))
     (tmp_path / OUTPUT).write_text("first\n")
-    attempts = close_attempt(tmp_path, {"attempt": 1, "attemptStartedAt": "t0"})
+    os.utime(tmp_path / OUTPUT, (time.time() - 5, time.time() - 5))  # the attempt's last line, 5 s ago
+    wrote = max((tmp_path / name).stat().st_mtime for name in (HISTORY, SUMMARY, OUTPUT))
+    attempts = close_attempt(tmp_path, {"attempt": 1, "attemptStartedAt": iso(time.time() - 60)})
     assert [(a["state"], a["first_step"], a["last_step"]) for a in attempts] == [("crashed", 0, 2)]
     assert attempts[0]["error"].startswith("interrupted") and attempts[0]["files"] == "attempts/1"
+    assert attempts[0]["endedAt"] == iso(wrote)  # when it was last heard of, not when it was closed
     assert (tmp_path / HISTORY).read_text() == history  # the run's history stays whole, in place
     archive = tmp_path / "attempts" / "1"
     assert sorted(p.name for p in archive.iterdir()) == sorted([SUMMARY, OUTPUT])
