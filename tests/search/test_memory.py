@@ -20,6 +20,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from raysweep.driver.runner import remember_runs
 from raysweep.names import run_id_for
+from raysweep.runlog.lease import Ledger
 from raysweep.runlog.log import RunLog
 from raysweep.search.gp import from_unit, from_wandb, to_wandb
 from raysweep.search.searchers import Params, make_searcher
@@ -100,6 +101,40 @@ def test_grid_and_random_searchers_ignore_what_they_cannot_learn() -> None:
     before = searcher.get_state()
     searcher.add_evaluated({"x": 0.5}, 1.0)
     assert not searcher.learns and searcher.get_state() == before
+
+
+def test_agents_on_one_run_log_see_each_others_runs_in_flight_and_results(tmp_path: Path) -> None:
+    """Two bayes agents sharing a run log (`Ledger`): each proposal knows the other's run in flight.
+
+    Fed the same runs with the same seed, the second agent would propose the
+    first one's point again; told of it through the run log's claims, it does
+    not, and once that run ended its result reaches it as any other.
+    """
+    spec = _quadratic_sweep()
+    log = RunLog.create(tmp_path, spec, "swp00002")
+    agents = []
+    for _ in range(2):
+        agent = make_searcher(spec, seed=9, max_runs=5)
+        agent.learn([({"x": float(x)}, (x - 0.3) ** 2) for x in np.linspace(0.0, 1.0, 11)])
+        agent.shared = Ledger.join(log.path, log.sweep_id, metric="loss", mode="min")
+        agents.append(agent)
+    try:
+        first = agents[0].suggest("a0")
+        second = agents[1].suggest("b0")
+        assert isinstance(first, dict) and isinstance(second, dict)
+        assert abs(first["x"] - second["x"]) > 1e-4
+        running = [t for t in agents[1].searcher.study.trials if t.state.name == "RUNNING"]
+        assert len(running) == 2  # its own run and the first agent's
+        run_id = run_id_for(log.sweep_id, "a0")
+        log.start_run(run_id, "a0", first, {"ray_trial_id": "a0"})
+        log.append_history(run_id, {"loss": (first["x"] - 0.3) ** 2})
+        log.end_run(run_id, "finished")
+        agents[1].suggest("b1")
+        values = [t.value for t in agents[1].searcher.study.trials if t.state.name == "COMPLETE"]
+        assert len(values) == 12 and pytest.approx((first["x"] - 0.3) ** 2) in values
+    finally:
+        for agent in agents:
+            agent.shared.leave()  # type: ignore[union-attr]
 
 
 # --- Hyperband after a resume ----------------------------------------------------------
