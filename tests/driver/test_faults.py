@@ -210,6 +210,17 @@ def assert_grid_ran_once(checked: CheckedLog, before: dict[str, dict[str, Any]])
         assert checked.records[run_id] == record
 
 
+def assert_each_attempt_kept_its_output(path: Path, run_ids: frozenset[str]) -> None:
+    """Runs restarted by `--resume`: the cut-off attempt's output.log (in attempts/1/) holds its own start
+    at most, and the run's output.log begins with the new attempt's first line (tests/programs/steady.py)."""
+    for run_id in run_ids:
+        earlier = path / "runs" / run_id / "attempts" / "1" / "output.log"
+        earlier_starts = earlier.read_text().count("attempt starts") if earlier.exists() else 0
+        output = (path / "runs" / run_id / "output.log").read_text()
+        assert earlier_starts <= 1 and output.startswith("attempt starts (pid "), (earlier_starts, output)
+        assert output.count("attempt starts") == 1, output
+
+
 # --- function-mode faults: exceptions, NaN, inf, a metric never logged ------------------
 
 def metric_faults(config: Any) -> None:
@@ -388,6 +399,7 @@ def test_ctrl_c_cancels_the_sweep_and_resume_completes_it(ray_session: None, tmp
     finished = resume(path, tmp_path)
     assert_grid_ran_once(finished, cancelled.records)
     assert cancelled.unended <= {i for i, r in finished.records.items() if r["attempts"] == 2}
+    assert_each_attempt_kept_its_output(path, cancelled.unended)
 
 
 @pytest.mark.integration
@@ -410,6 +422,7 @@ def test_a_killed_driver_leaves_a_readable_log_and_resume_completes_it(ray_sessi
     assert_all_gone(tmp_path / "pids")
     finished = resume(path, tmp_path)
     assert_grid_ran_once(finished, killed.records)
+    assert_each_attempt_kept_its_output(path, killed.unended)
 
 
 # --- the run log's disk: full, read-only ------------------------------------------------

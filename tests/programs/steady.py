@@ -2,7 +2,8 @@
 
 It logs ``loss`` once per step for ``--steps`` steps, ``--sleep`` seconds
 apart, and appends its pid to ``--pidfile`` so a test can check that nothing
-is left running after the driver was interrupted or killed.
+is left running after the driver was interrupted or killed.  Its first line of
+output says an attempt starts, so a test can tell whose output.log it landed in.
 
 With ``--fill_disk_under OUT``, the first run with ``--x`` equal to
 ``--fill_disk_at`` makes its own history file in the run log under ``OUT`` a
@@ -36,6 +37,7 @@ def fill_disk(out: Path) -> None:
 
 
 def main() -> None:
+    print(f"attempt starts (pid {os.getpid()})", flush=True)  # an attempt's first line of output.log
     parser = argparse.ArgumentParser()
     parser.add_argument("--x", type=float, default=0.0)
     parser.add_argument("--steps", type=int, default=5)

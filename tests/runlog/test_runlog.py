@@ -820,6 +820,47 @@ def wait_for(condition: Any, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+def attempt_order_trainable(runs_dir: Path, sweep_id: str) -> Any:
+    """Writes output.log first thing, as a program's output pump does, saying which attempt the
+    run log had begun when it started; the first attempt of ``x == 1`` fails (Ray retries it)."""
+
+    def attempt_order(config: dict[str, Any]) -> None:
+        from ray import tune
+
+        run_dir = runs_dir / run_id_for(sweep_id, tune.get_context().get_trial_id())
+        attempt = json.loads((run_dir / "wandb-metadata.json").read_text())["attempt"]
+        with open(run_dir / "output.log", "ab", buffering=0) as output:
+            output.write(f"attempt {attempt} starts\n".encode())
+        tune.report({"loss": config["x"]})
+        if config["x"] == 1 and attempt == 1:
+            raise RuntimeError("node lost")
+
+    return attempt_order
+
+
+@pytest.mark.integration
+def test_an_attempt_begins_in_the_run_log_before_its_trainable_writes_a_line(tmp_path, ray_session):
+    """Ray starts a trainable only after the callbacks' on_trial_start (a new actor, a reused one, a
+    retry): the earlier attempt's output.log has moved to attempts/<n>/ before the next one writes."""
+    from ray import tune
+
+    log = new_log(tmp_path / "out")
+    tuner = tune.Tuner(
+        attempt_order_trainable(log.path / "runs", log.sweep_id),
+        param_space={"x": tune.grid_search([0, 1, 2])},
+        tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=1),
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), name="exp", verbose=0,
+                                  callbacks=[RunLogCallback(log)],
+                                  failure_config=tune.FailureConfig(max_failures=1)))
+    tuner.fit()
+    runs = {r["config"]["x"]: r for r in read_jsonl(log.path / "runs.jsonl")}
+    assert {x: (r["state"], r["attempts"]) for x, r in runs.items()} == {
+        0: ("finished", 1), 1: ("finished", 2), 2: ("finished", 1)}
+    outputs = {x: (log.run_dir(r["id"]) / "output.log").read_text() for x, r in runs.items()}
+    assert outputs == {0: "attempt 1 starts\n", 1: "attempt 2 starts\n", 2: "attempt 1 starts\n"}
+    assert (log.run_dir(runs[1]["id"]) / "attempts" / "1" / "output.log").read_text() == "attempt 1 starts\n"
+
+
 @pytest.mark.integration
 def test_a_sweep_restored_after_its_driver_was_killed_duplicates_no_run(tmp_path, ray_session):
     import ray
