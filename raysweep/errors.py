@@ -59,3 +59,14 @@ class RunLogError(RaysweepError):
 
 class ClusterError(RaysweepError):
     """The Ray cluster cannot be reached or cannot fit what a trial asks for."""
+
+
+def moved_private_name(library: str, installed: str, pinned: str, module: str, error: ImportError) -> ImportError:
+    """What to raise when `library` no longer has a private name raysweep imports in `module`.
+
+    raysweep keeps each library's private names in one module
+    (`raysweep.search._ray_internals`, `raysweep.search._optuna_internals`) and pins the
+    release they were read from, so a newer release fails at import, naming the way out.
+    """
+    return ImportError(f"{library} {installed} moved a private name raysweep uses ({error}); raysweep is "
+                       f"tested with {pinned}: install that, or update {module}")

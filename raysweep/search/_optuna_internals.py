@@ -21,6 +21,8 @@ import torch
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 
+from raysweep.errors import moved_private_name
+
 #: The Optuna release these names were read from (``pyproject.toml`` pins it).
 TESTED_OPTUNA = "5.1.0"
 
@@ -28,10 +30,8 @@ try:
     from optuna._gp import gp as optuna_gp, prior as optuna_prior
     from optuna._gp.search_space import SearchSpace
 except ImportError as error:  # pragma: no cover - only with another Optuna
-    raise ImportError(
-        f"Optuna {optuna.__version__} moved a private name raysweep uses ({error}); raysweep is tested "
-        f"with optuna=={TESTED_OPTUNA}: install that, or update raysweep/search/_optuna_internals.py"
-    ) from error
+    raise moved_private_name("Optuna", optuna.__version__, f"optuna=={TESTED_OPTUNA}",
+                             "raysweep/search/_optuna_internals.py", error) from error
 
 
 def posterior_mean(space: Mapping[str, BaseDistribution], ended: Sequence[FrozenTrial],

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
+from raysweep.errors import moved_private_name
+
 #: The Ray release these names were read from (``pyproject.toml`` pins it).
 TESTED_RAY = "2.60.0"
 
@@ -25,10 +27,8 @@ try:
     from ray.tune.schedulers.async_hyperband import _Bracket
     from ray.tune.search.sample import _BackwardsCompatibleNumpyRng
 except ImportError as error:  # pragma: no cover - only with another Ray
-    raise ImportError(
-        f"Ray {ray.__version__} moved a private name raysweep uses ({error}); raysweep is tested "
-        f"with ray[tune]=={TESTED_RAY}: install that, or update raysweep/search/_ray_internals.py"
-    ) from error
+    raise moved_private_name("Ray", ray.__version__, f"ray[tune]=={TESTED_RAY}",
+                             "raysweep/search/_ray_internals.py", error) from error
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
