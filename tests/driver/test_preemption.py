@@ -62,6 +62,8 @@ def preempted(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> di
         killer.join()
     checked = check_runlog(result.path)
     assert result.state == "finished" and len(pids_in(pidfile)) == 2
+    # Without --storage the run's folder is used in place in the run log: nothing copied, no Ray checkpoint.
+    assert not list(result.path.glob("ray*/*/checkpoint_*")) and not list((tmp_path / "wandb").glob("run-*"))
     return {r["config"]["mark"]: {**r, "dir": result.path / "runs" / r["id"]} for r in checked.records.values()}
 
 
