@@ -188,6 +188,65 @@ def bookkeeping_cost(out: Path, runs: int, reps: int) -> list[list[Any]]:
              f"{in_rungs:.3f}"]]
 
 
+#: The fixed synthetic Hyperband sweeps: runs of `EPOCHS` epochs, one curve per grid point.
+CURVES, EPOCHS, HALF = 16, 9, 8
+
+
+def synthetic_loss(seed: int, curve: int, epoch: int) -> float:
+    """Epoch `epoch` of curve `curve` of sweep `seed`: a noisy decaying loss, NaN at one epoch of some."""
+    import math
+    import random
+
+    rng = random.Random(seed * 1000 + curve)
+    start, rate = rng.uniform(1, 5), rng.uniform(0.1, 0.6)
+    noise = [rng.gauss(0, 0.05) for _ in range(EPOCHS)]
+    return math.nan if (curve % 7 == 3 and epoch == 2) else start * math.exp(-rate * epoch) + noise[epoch]
+
+
+def train_synthetic(config: dict[str, Any]) -> None:
+    import raysweep
+
+    for epoch in range(EPOCHS):
+        raysweep.log({"loss": synthetic_loss(config["seed"], config["curve"], epoch)})
+
+
+def hyperband_sweep(seed: int) -> dict[str, Any]:
+    return {"method": "grid", "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"curve": {"values": list(range(CURVES))}, "seed": {"value": seed}},
+            "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 3}}
+
+
+def _stops(result: Any) -> dict[int, Any]:
+    """Curve -> the rung its run was stopped at (None: ran to the end)."""
+    runs = result.runs
+    return {int(curve): (None if rung != rung else int(rung))  # NaN: not stopped
+            for curve, rung in zip(runs["config.curve"], runs["stopped_at_rung"], strict=True)}
+
+
+def hyperband_after_resume(out: Path, seeds: int) -> list[list[Any]]:
+    """Real sweeps through `raysweep.run`, one run at a time: unbroken, and stopped half-way then resumed.
+
+    The resumed half is run by a second driver on the same run log (an
+    agent, `raysweep.run(attach=...)`), which starts with Hyperband's rungs
+    filled from the first half's histories.
+    """
+    import raysweep
+    from raysweep.driver.settings import Resources
+
+    one = Resources(max_concurrent=1)
+    rows = []
+    for seed in range(seeds):
+        spec = hyperband_sweep(seed)
+        unbroken = _stops(raysweep.run(spec, train_synthetic, out=out / "unbroken", resources=one, progress=False))
+        first = raysweep.run(spec, train_synthetic, out=out / "resumed", resources=one, count=HALF, progress=False)
+        rest = raysweep.run(None, train_synthetic, attach=first.path, resources=one, progress=False)
+        resumed = _stops(rest)
+        rows.append([seed, sum(rung is not None for rung in unbroken.values()),
+                     sum(rung is not None for rung in resumed.values()),
+                     "yes" if resumed == unbroken else "**no**"])
+    return rows
+
+
 def main() -> None:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, help="seeds per function and variant (default 10; --quick 2)")
@@ -199,6 +258,7 @@ def main() -> None:
     seeds, runs = args.seeds or (2 if args.quick else 10), args.runs or (6 if args.quick else 50)
     log_runs, log_reps = args.log_runs or (20 if args.quick else 200), 2 if args.quick else 6
     cost = bookkeeping_cost(out, log_runs, log_reps)
+    stops = hyperband_after_resume(out / "hyperband", 2 if args.quick else 10)
     curves = search_quality.regret_curves(all_traces(seeds, runs, args.workers))
     (out / "many_agents.json").write_text(json.dumps(curves))
     table = search_quality.regret_table(curves, runs).replace("| method |", "| variant |")
@@ -213,7 +273,12 @@ def main() -> None:
         table, *verdicts(curves), "",
         f"Bookkeeping per run on the driver (ms, median of {log_reps} interleaved repetitions; a run of "
         "10 history rows):", "",
-        _common.table(["variant", "runs", "ms per run"], cost)]))
+        _common.table(["variant", "runs", "ms per run"], cost), "",
+        f"Hyperband after a resume ({len(stops)} fixed synthetic sweeps, `hyperband_after_resume`): a "
+        f"{CURVES}-point grid of known {EPOCHS}-epoch curves with `hyperband` (`min_iter: 1, eta: 3`), run "
+        f"through `raysweep.run` one run at a time, unbroken and as {HALF} runs then a second driver on the same "
+        "run log for the rest; *same stops*: every run stopped at the same rung (or not stopped) in both.", "",
+        _common.table(["sweep (seed)", "runs stopped, unbroken", "runs stopped, resumed", "same stops"], stops)]))
 
 
 if __name__ == "__main__":

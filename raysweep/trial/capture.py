@@ -55,8 +55,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Union
 
-import yaml
-
 from raysweep.values import Dropped, plain
 
 #: Environment variable holding the descriptor of the pipe to the trial (program mode).
@@ -258,6 +256,8 @@ class SideRunChannel:
 
     def start(self, run: Run, state: str) -> None:
         """Write the run's config (W&B's config.yaml form) and who it is."""
+        import yaml  # here, not at the top: most programs never start a side run, and it costs every run 15 ms
+
         config = {"wandb_version": 1, **{k: {"desc": None, "value": v} for k, v in run.config.items()}}
         self._replace("config.yaml", yaml.safe_dump(config, sort_keys=False))
         meta = {"name": run.name, "group": run.group, "job_type": run.job_type, "pid": os.getpid(),
@@ -308,6 +308,8 @@ def _channel_from_environment() -> Channel:
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Values of a W&B config file (``wandb_version: 1`` then ``key: {value: v}``), like W&B's reader."""
+    import yaml  # only for programs with config files: see `SideRunChannel.start`
+
     loaded = yaml.safe_load(Path(path).read_text()) or {}
     loaded.pop("wandb_version", None)
     return {key: item["value"] for key, item in loaded.items()}
