@@ -120,7 +120,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
         if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
             raise ClusterError(f"cannot connect to Ray at {address!r}: a ray:// address goes through Ray "
                                "Client, which needs `pip install 'raysweep[client]'` (ray[client]); "
-                               "on the cluster's head node `--address auto` needs nothing more")
+                               f"on the cluster's head node `--address auto` needs nothing more{_auth_hint(address)}")
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:

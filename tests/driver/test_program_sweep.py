@@ -162,14 +162,18 @@ def test_cross_validation_folds_are_side_runs_and_the_sweep_run_logs_their_mean(
     [log] = (tmp_path / "out").iterdir()
     runs = raysweep.load(log)
     sweep_id = json.loads((log / "sweep.json").read_text())["id"]
-    assert len(runs) == 3 and set(runs["state"]) == {"finished"}
+    # Hyperband sees one value per run, the mean: a run it stops (racing the program's exit after
+    # that value) is stopped at the first rung, never later as the folds' values would have it
+    assert len(runs) == 3 and set(runs["state"]) <= {"finished", "killed"}
+    assert all(rung == 1 for rung in runs.loc[runs["state"] == "killed", "stopped_at_rung"])
     for record in runs.to_dict("records"):
+        finished = record["state"] == "finished"
         run_id = record["id"]
         folder = log / "runs" / run_id
         meta = json.loads((folder / "wandb-metadata.json").read_text())
         config = yaml.safe_load((folder / "config.yaml").read_text())
         folds = sorted((folder / "side-runs").iterdir())
-        assert [f.name for f in folds] == [f"{run_id}-{k}" for k in range(5)] and meta["exit_code"] == 0
+        assert [f.name for f in folds] == [f"{run_id}-{k}" for k in range(5)] and (meta["exit_code"] == 0 or not finished)
         values = []
         for k, fold in enumerate(folds):
             [row] = [json.loads(line) for line in (fold / "wandb-history.jsonl").read_text().splitlines()]
@@ -183,6 +187,6 @@ def test_cross_validation_folds_are_side_runs_and_the_sweep_run_logs_their_mean(
         summary = json.loads((folder / "wandb-summary.json").read_text())
         assert [sorted(k for k in r if not k.startswith("_")) for r in history] == [["val_accuracy"]]
         assert summary["val_accuracy"] == pytest.approx(sum(values) / 5) == history[0]["val_accuracy"]
-        assert (record["summary.val_accuracy"], record["exit_code"]) == (summary["val_accuracy"], 0)
+        assert record["summary.val_accuracy"] == summary["val_accuracy"] and (record["exit_code"] == 0 or not finished)
     started = [int(p.name.split("-")[1]) for p in pids.iterdir()]
     assert len(started) == 3 * 6 and all(_is_gone(pid) for pid in started)
